@@ -1,0 +1,58 @@
+"""jobqueue: a persistent background job runner where the database is the queue.
+
+Define jobs with :func:`job` or :class:`Job`, enqueue them, and run ``jobrunner work``.
+"""
+
+from jobqueue.db import configure_sqlite, create_engine
+from jobqueue.enqueue import EnqueuedJob, Enqueuer, JobCall, by_name
+from jobqueue.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    JobQueueError,
+    NaiveDatetimeError,
+    PayloadTooLargeError,
+    RegistryError,
+    SchemaError,
+    SerializationError,
+    UnknownJobError,
+)
+from jobqueue.jobs import Job, JobFunction, job
+from jobqueue.queue import JobQueue, configure, get_default_queue, set_default_queue
+from jobqueue.registry import JobDefinition, JobOptions, registry
+from jobqueue.store import JobRecord
+
+
+def enqueue_many(calls: "list[JobCall]") -> list[EnqueuedJob]:
+    """Write ``calls`` to the default queue in one transaction."""
+    return get_default_queue().enqueue_many(calls)
+
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseUnavailableError",
+    "EnqueuedJob",
+    "Enqueuer",
+    "Job",
+    "JobCall",
+    "JobDefinition",
+    "JobFunction",
+    "JobOptions",
+    "JobQueue",
+    "JobQueueError",
+    "JobRecord",
+    "NaiveDatetimeError",
+    "PayloadTooLargeError",
+    "RegistryError",
+    "SchemaError",
+    "SerializationError",
+    "UnknownJobError",
+    "by_name",
+    "configure",
+    "configure_sqlite",
+    "create_engine",
+    "enqueue_many",
+    "get_default_queue",
+    "job",
+    "registry",
+    "set_default_queue",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from jobqueue.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""Every error jobqueue raises on purpose derives from :class:`JobQueueError`.
+
+Errors about bad arguments also derive from the builtin a caller would expect (``TypeError`` for a
+value JSON cannot hold, ``ValueError`` for a naive datetime or an oversized payload), so code that
+already guards against those keeps working.
+"""
+
+from __future__ import annotations
+
+
+class JobQueueError(Exception):
+    """Base class of every jobqueue error."""
+
+
+class ConfigurationError(JobQueueError):
+    """The database URL or another setting cannot be used (unknown scheme, missing driver, ...)."""
+
+
+class DatabaseUnavailableError(JobQueueError):
+    """The database could not be reached; the message names the URL with its password masked."""
+
+
+class SchemaError(JobQueueError):
+    """The jobqueue tables are missing or older than this version of jobqueue expects."""
+
+
+class SerializationError(JobQueueError, TypeError):
+    """A job argument is not plain JSON (a set, bytes, an object, NaN, a non-string dict key)."""
+
+
+class PayloadTooLargeError(JobQueueError, ValueError):
+    """The encoded arguments are larger than the configured limit."""
+
+
+class NaiveDatetimeError(JobQueueError, ValueError):
+    """A datetime without a timezone was given where an instant in time is required."""
+
+
+class RegistryError(JobQueueError):
+    """Two different callables claim one job name, or a job definition is malformed."""
+
+
+class UnknownJobError(JobQueueError):
+    """No job is registered under the name a row carries (a newer worker may know it)."""

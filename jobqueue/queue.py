@@ -1,0 +1,286 @@
+"""The :class:`JobQueue`: one database, its engine, and the operations producers use.
+
+An app usually has one, created lazily from the configuration the first time a job is
+enqueued; tests and multi-database apps create their own. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from ulid import ULID
+
+from jobqueue import store
+from jobqueue.config import resolve_database_url
+from jobqueue.db import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    READ_ONLY,
+    SqliteSynchronous,
+    check_server_version,
+    create_engine,
+    is_disconnect,
+    mask_url,
+    operational_error,
+    unavailable,
+)
+from jobqueue.enqueue import EnqueuedJob, JobCall
+from jobqueue.errors import DatabaseUnavailableError, SchemaError
+from jobqueue.schema import PENDING, SCHEMA_REVISION
+from jobqueue.serialization import DEFAULT_MAX_PAYLOAD_BYTES, encode_arguments
+
+# Engines whose schema revision was checked: the check runs once per engine, not per enqueue.
+_verified_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+_verify_lock = threading.Lock()
+
+
+class JobQueue:
+    """A job database: where jobs are enqueued and from which workers claim them."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        engine: Engine | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        sqlite_synchronous: SqliteSynchronous = "NORMAL",
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        pool_size: int | None = None,
+    ) -> None:
+        """``database_url`` defaults to the resolved configuration (see :mod:`jobqueue.config`);
+        ``engine`` lets you hand over one you built (for SQLite, call
+        :func:`jobqueue.configure_sqlite` on it)."""
+        if engine is not None and database_url is not None:
+            raise ValueError("pass database_url= or engine=, not both")
+        self.database_url = (
+            engine.url.render_as_string(hide_password=False)
+            if engine is not None
+            else resolve_database_url(database_url)
+        )
+        self.max_payload_bytes = max_payload_bytes
+        self._engine = engine
+        self._engine_options: dict[str, Any] = {
+            "sqlite_synchronous": sqlite_synchronous,
+            "busy_timeout_ms": busy_timeout_ms,
+            "pool_size": pool_size,
+        }
+        self._engine_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"JobQueue({mask_url(self.database_url)!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, created on first use."""
+        if self._engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    self._engine = create_engine(self.database_url, **self._engine_options)
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        """Close every pooled connection; the queue can still be used afterwards."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def __enter__(self) -> JobQueue:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[Connection]:
+        """A connection from the pool; a failure to connect becomes DatabaseUnavailableError."""
+        engine = self.engine
+        try:
+            connection = engine.connect()
+        except DBAPIError as error:
+            raise unavailable(engine, error) from error
+        try:
+            if read_only:
+                connection = connection.execution_options(**READ_ONLY)
+            yield connection
+        finally:
+            connection.close()
+
+    @contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[Connection]:
+        """A connection inside a transaction that commits when the block ends without error."""
+        with self.connect(read_only=read_only) as connection, connection.begin():
+            yield connection
+
+    def verify_schema(self, engine: Engine | None = None) -> None:
+        """Raise :class:`SchemaError` unless the tables exist at the revision this code expects.
+
+        Checked once per engine (on a connection of its own, never inside a caller's
+        transaction), so the cost is not paid on every enqueue.
+        """
+        engine = engine or self.engine
+        if engine in _verified_engines:
+            return
+        with _verify_lock:
+            if engine in _verified_engines:
+                return
+            try:
+                with engine.connect() as connection:
+                    connection = connection.execution_options(**READ_ONLY)
+                    check_server_version(engine)
+                    with connection.begin():
+                        revision = store.read_schema_revision(connection)
+            except DBAPIError as error:
+                raise unavailable(engine, error) from error
+            where = mask_url(engine.url)
+            if revision is None:
+                raise SchemaError(
+                    f"the jobqueue tables do not exist in {where}; "
+                    f"run `jobrunner migrate --database-url {where}` first"
+                )
+            if revision != SCHEMA_REVISION:
+                raise SchemaError(
+                    f"the jobqueue schema in {where} is at revision {revision}, but this version "
+                    f"of jobqueue needs {SCHEMA_REVISION}: run `jobrunner migrate` (or upgrade "
+                    "jobqueue if the database is newer)"
+                )
+            _verified_engines.add(engine)
+
+    # -- enqueue -----------------------------------------------------------------------------
+
+    def enqueue(self, job: Any, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
+        """Enqueue ``job`` (a ``@job`` function, a ``Job`` subclass or a registered name)."""
+        from jobqueue.jobs import enqueuer_for
+
+        return enqueuer_for(job).using(jobqueue=self).enqueue(*args, **kwargs)
+
+    def enqueue_many(
+        self,
+        calls: Sequence[JobCall],
+        *,
+        connection: Connection | None = None,
+        session: Session | None = None,
+    ) -> list[EnqueuedJob]:
+        """Write every call in one transaction: all of them, or (on error) none.
+
+        With ``connection=`` or ``session=`` the rows join the caller's transaction and become
+        visible to workers when the caller commits.
+        """
+        if connection is not None and session is not None:
+            raise ValueError("pass connection= or session=, not both")
+        if isinstance(calls, JobCall):
+            raise TypeError("enqueue_many() takes a list of JobCall, not a single JobCall")
+        rows, handles = self._rows(list(calls))
+        if session is not None:
+            connection = session.connection()
+        if connection is not None:
+            self.verify_schema(connection.engine)
+            store.insert_jobs(connection, rows)
+        else:
+            self.verify_schema()
+            self._insert_own_transaction(rows)
+        # No per-job log line here: enqueue runs in the caller's process, whose logging is the
+        # caller's; an unconfigured structlog would print every job at DEBUG.
+        return handles
+
+    def _rows(self, calls: list[JobCall]) -> tuple[list[dict[str, Any]], list[EnqueuedJob]]:
+        now = datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        handles: list[EnqueuedJob] = []
+        for call in calls:
+            if not isinstance(call, JobCall):
+                raise TypeError(
+                    f"enqueue_many() takes JobCall items (my_job.call(...)), not {call!r}"
+                )
+            job_id = str(ULID())
+            scheduled_for = call.scheduled_for or now
+            rows.append(
+                {
+                    "id": job_id,
+                    "name": call.name,
+                    "args": encode_arguments(
+                        call.args, call.kwargs, max_bytes=self.max_payload_bytes
+                    ),
+                    "queue": call.queue,
+                    "priority": call.priority,
+                    "status": PENDING,
+                    "scheduled_for": scheduled_for,
+                    "attempts": 0,
+                    "failed_attempts": 0,
+                    "max_attempts": call.max_attempts,
+                    "created_at": now,
+                }
+            )
+            handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, self))
+        return rows, handles
+
+    def _insert_own_transaction(self, rows: list[dict[str, Any]]) -> None:
+        """Insert in a transaction of our own, retrying once on a connection lost before the
+        commit was sent (a pooled connection the server closed): the jobs are written once or an
+        error says so, never silently dropped."""
+        for attempt in (1, 2):
+            with self.connect() as connection:
+                try:
+                    transaction = connection.begin()
+                    store.insert_jobs(connection, rows)
+                except DBAPIError as error:
+                    if attempt == 1 and is_disconnect(error):
+                        continue
+                    raise operational_error(self.engine, error) from error
+                try:
+                    transaction.commit()
+                except DBAPIError as error:
+                    raise DatabaseUnavailableError(
+                        f"the commit of {len(rows)} job(s) to {mask_url(self.engine.url)} failed "
+                        f"({str(error.orig).strip()}); whether they were written is unknown"
+                    ) from error
+                return
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> store.JobRecord | None:
+        with self.transaction(read_only=True) as connection:
+            return store.fetch_job(connection, job_id)
+
+    def count_jobs(self, *, status: str | None = None, queue: str | None = None) -> int:
+        with self.transaction(read_only=True) as connection:
+            return store.count_jobs(connection, status=status, queue=queue)
+
+
+_default: JobQueue | None = None
+_default_lock = threading.Lock()
+
+
+def get_default_queue() -> JobQueue:
+    """The process's default :class:`JobQueue`, created from the configuration on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = JobQueue()
+    return _default
+
+
+def set_default_queue(jobqueue: JobQueue | None) -> None:
+    """Make ``jobqueue`` the default (``None`` forgets it; the next use resolves it again)."""
+    global _default
+    with _default_lock:
+        _default = jobqueue
+
+
+def configure(database_url: str | None = None, **options: Any) -> JobQueue:
+    """Create a :class:`JobQueue` with these settings and make it the default."""
+    jobqueue = JobQueue(database_url, **options)
+    set_default_queue(jobqueue)
+    return jobqueue

@@ -1,0 +1,151 @@
+"""The tables, as SQLAlchemy Core metadata: the single source the alembic migrations are made from.
+
+``job_queue.status`` is a contract operators query, so it is a short string with a CHECK
+constraint rather than a native ENUM (which MySQL and PostgreSQL alter differently).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from jobqueue.errors import NaiveDatetimeError
+
+#: The status values, in the order a job usually passes through them.
+PENDING = "pending"
+BLOCKED = "blocked"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
+
+#: The alembic revision this code expects; a test checks it is the head of alembic/versions.
+SCHEMA_REVISION = "0001"
+VERSION_TABLE = "jobqueue_alembic_version"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, and refuses naive datetimes on the way in.
+
+    One type for every timestamp means no backend's idea of time zones leaks in: MySQL gets
+    ``DATETIME(6)`` (plain DATETIME truncates to whole seconds), SQLite the ISO text SQLAlchemy
+    writes (which sorts correctly), PostgreSQL ``timestamp without time zone``.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise NaiveDatetimeError(
+                f"{value!r} has no timezone; pass an aware datetime such as "
+                "datetime.now(UTC) so the instant is unambiguous"
+            )
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+# Long text: TEXT on PostgreSQL and SQLite, LONGTEXT on MySQL (whose TEXT stops at 64 KiB).
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+# MySQL: InnoDB, full UTF-8, and binary collation so queue names and keys compare exactly.
+
+job_queue = Table(
+    "job_queue",
+    metadata,
+    # ULIDs are time-ordered, so inserts append to the primary-key index.
+    Column("id", String(26), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("args", LongText, nullable=False),
+    Column("queue", String(100), nullable=False, server_default="default"),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("status", String(16), nullable=False, server_default=PENDING),
+    Column("scheduled_for", UTCDateTime(), nullable=False),
+    # Claims so far, never reset: with claimed_by, the fencing token of every final write.
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("failed_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False, server_default=text("25")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("claimed_by", String(26), nullable=True),
+    Column("last_error", LongText, nullable=True),
+    # sha256 hex of the unique key; set to NULL when the job ends (MySQL has no partial indexes).
+    Column("unique_key", String(64), nullable=True),
+    Column("concurrency_key", String(255), nullable=True),
+    Column("result", LongText, nullable=True),
+    CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in STATUSES)), name="status"),
+    CheckConstraint("priority BETWEEN -1000000 AND 1000000", name="priority"),
+    # Claim from named queues: equality on queue and status, then the ORDER BY columns.
+    Index("ix_job_queue_claim", "queue", "status", "priority", "scheduled_for", "id"),
+    # Claim from every queue ("*").
+    Index("ix_job_queue_claim_all", "status", "priority", "scheduled_for", "id"),
+    # "Is anything due?" as a range scan that never walks future or backing-off rows.
+    Index("ix_job_queue_due", "status", "scheduled_for", "queue"),
+    # Rescue of a dead process's jobs; pruning of finished jobs by age.
+    Index("ix_job_queue_claimed_by", "claimed_by"),
+    Index("ix_job_queue_finished", "status", "finished_at"),
+    Index("ix_job_queue_unique_key", "unique_key", unique=True),
+    Index("ix_job_queue_concurrency", "concurrency_key", "status"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
+)
+
+job_processes = Table(
+    "job_processes",
+    metadata,
+    # A fresh ULID each time a process starts, so a restarted pid is never mistaken for the old one.
+    Column("id", String(26), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("supervisor_id", String(26), nullable=True),
+    Column("queues", Text, nullable=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("last_heartbeat_at", UTCDateTime(), nullable=False),
+    Index("ix_job_processes_heartbeat", "last_heartbeat_at"),
+    Index("ix_job_processes_supervisor", "supervisor_id"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
+)

@@ -1,0 +1,111 @@
+"""Every SQL statement jobqueue runs, as a named function over a SQLAlchemy ``Connection``.
+
+The callers own the transaction; these functions only say what to read or write. Dialect
+branches live here and in :mod:`jobqueue.db`, nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+
+from jobqueue.schema import VERSION_TABLE, job_queue
+from jobqueue.serialization import decode_arguments
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One row of ``job_queue``, with its arguments decoded where they decode."""
+
+    id: str
+    name: str
+    args_json: str
+    queue: str
+    priority: int
+    status: str
+    scheduled_for: datetime
+    attempts: int
+    failed_attempts: int
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    claimed_by: str | None
+    last_error: str | None
+    unique_key: str | None
+    concurrency_key: str | None
+    result: str | None
+
+    @property
+    def args(self) -> list[Any]:
+        return decode_arguments(self.args_json)[0]
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return decode_arguments(self.args_json)[1]
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
+        values = dict(row)
+        values["args_json"] = values.pop("args")
+        return cls(**values)
+
+
+def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert job rows; several rows go as one ``executemany`` (never one giant VALUES list)."""
+    if rows:
+        connection.execute(job_queue.insert(), list(rows))
+
+
+def fetch_job(connection: Connection, job_id: str) -> JobRecord | None:
+    row = connection.execute(select(job_queue).where(job_queue.c.id == job_id)).mappings().first()
+    return JobRecord.from_row(row) if row is not None else None
+
+
+def fetch_jobs(connection: Connection, job_ids: Iterable[str]) -> list[JobRecord]:
+    ids = list(job_ids)
+    rows = connection.execute(
+        select(job_queue).where(job_queue.c.id.in_(ids)).order_by(job_queue.c.id)
+    ).mappings()
+    return [JobRecord.from_row(row) for row in rows]
+
+
+def count_jobs(
+    connection: Connection, *, status: str | None = None, queue: str | None = None
+) -> int:
+    query = select(func.count()).select_from(job_queue)
+    if status is not None:
+        query = query.where(job_queue.c.status == status)
+    if queue is not None:
+        query = query.where(job_queue.c.queue == queue)
+    return int(connection.execute(query).scalar_one())
+
+
+def read_schema_revision(connection: Connection) -> str | None:
+    """The jobqueue alembic revision of this database, or ``None`` if it was never migrated.
+
+    Call it on a connection of its own: on PostgreSQL a missing table aborts the transaction.
+    """
+    from sqlalchemy import column, table
+
+    version = table(VERSION_TABLE, column("version_num"))
+    try:
+        rows = connection.execute(select(version.c.version_num)).scalars().all()
+    except (ProgrammingError, DBAPIError) as error:
+        if _is_missing_table(error):
+            return None
+        raise
+    return rows[0] if rows else None
+
+
+def _is_missing_table(error: DBAPIError) -> bool:
+    text = str(error.orig).lower()
+    return any(
+        marker in text
+        for marker in ("no such table", "does not exist", "doesn't exist", "undefinedtable")
+    )

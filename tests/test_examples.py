@@ -1,0 +1,35 @@
+"""Every file in examples/ runs, as a user would run it, against a freshly migrated database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobqueue import JobQueue, migrations
+from jobqueue.db import create_engine
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[path.stem for path in EXAMPLES])
+def test_example_runs_and_enqueues(example: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'jobqueue.db'}"
+    engine = create_engine(url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    env = {**os.environ, "JOBQUEUE_DATABASE_URL": url}
+    done = subprocess.run(
+        [sys.executable, str(example)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    with JobQueue(url) as queue:
+        assert queue.count_jobs() > 0

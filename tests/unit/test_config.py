@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+
+from jobqueue import ConfigurationError, JobQueue
+from jobqueue.config import resolve_database_url
+from jobqueue.db import create_engine, mask_url, normalize_url
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("JOBQUEUE_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_default_is_jobqueue_db_in_the_cwd_made_absolute(project: Path) -> None:
+    assert resolve_database_url() == f"sqlite:///{project.resolve()}/jobqueue.db"
+
+
+def test_pyproject_setting_is_used_and_relative_sqlite_paths_anchor_to_it(project: Path) -> None:
+    (project / "pyproject.toml").write_text(
+        '[tool.jobqueue]\ndatabase_url = "sqlite:///data/q.db"\n'
+    )
+    sub = project / "src" / "app"
+    sub.mkdir(parents=True)
+    assert resolve_database_url(start=sub) == f"sqlite:///{project.resolve()}/data/q.db"
+
+
+def test_environment_beats_pyproject_and_explicit_beats_both(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "pyproject.toml").write_text('[tool.jobqueue]\ndatabase_url = "sqlite:///p.db"\n')
+    monkeypatch.setenv("JOBQUEUE_DATABASE_URL", "postgresql://env/db")
+    assert resolve_database_url() == "postgresql://env/db"
+    assert resolve_database_url("mysql://explicit/db") == "mysql://explicit/db"
+
+
+def test_invalid_pyproject_is_a_clear_error(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.jobqueue\n")
+    with pytest.raises(ConfigurationError, match="not valid TOML"):
+        resolve_database_url()
+
+
+def test_password_is_masked() -> None:
+    assert mask_url("postgresql://bob:s3cret@db/x") == "postgresql://bob:***@db/x"
+
+
+def test_driver_is_chosen_when_the_url_names_none() -> None:
+    assert normalize_url("postgresql://h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("mysql://h/db").drivername == "mysql+pymysql"
+    assert normalize_url("mariadb://h/db").drivername == "mariadb+pymysql"
+
+
+@pytest.mark.parametrize(
+    "url", ["oracle://u:pw@h/db", "nonsense", "sqlite://", "sqlite:///:memory:"]
+)
+def test_unusable_urls_are_refused_naming_them_without_password(url: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        create_engine(url)
+    assert "pw" not in str(raised.value)
+
+
+def test_nothing_connects_until_first_use(tmp_path: Path) -> None:
+    queue = JobQueue(f"sqlite:///{tmp_path}/never.db")
+    assert queue._engine is None
+    assert not (tmp_path / "never.db").exists()

@@ -1,0 +1,67 @@
+import math
+from decimal import Decimal
+
+import pytest
+
+from jobqueue.errors import PayloadTooLargeError, SerializationError
+from jobqueue.serialization import canonical_digest, decode_arguments, encode_arguments
+
+
+def test_round_trip_of_plain_json_values() -> None:
+    args = [1, -2.5, "héllo ✓", None, True, [1, [2]], {"a": {"b": [None]}}]
+    text = encode_arguments(args, {"key": "value", "n": 3})
+    assert decode_arguments(text) == (args, {"key": "value", "n": 3})
+
+
+def test_tuples_come_back_as_lists() -> None:
+    assert decode_arguments(encode_arguments(((1, 2),), {}))[0] == [[1, 2]]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({1, 2}, "args[0] is {1, 2} of type set"),
+        (b"raw", "of type bytes"),
+        (object(), "of type object"),
+        (Decimal("1.5"), "of type Decimal"),
+        (math.nan, "args[0] is nan"),
+        (math.inf, "args[0] is inf"),
+        ({1: "a"}, "has the key 1 of type int"),
+        ({"ok": [{(1, 2): 3}]}, "args[0]['ok'][0] has the key (1, 2)"),
+    ],
+)
+def test_values_json_cannot_hold_are_refused_naming_them(value: object, fragment: str) -> None:
+    with pytest.raises(SerializationError) as raised:
+        encode_arguments([value], {})
+    assert fragment in str(raised.value)
+    assert isinstance(raised.value, TypeError)
+
+
+def test_keyword_arguments_are_checked_too() -> None:
+    with pytest.raises(SerializationError, match=r"kwargs\['when'\]"):
+        encode_arguments([], {"when": {1, 2}})
+
+
+def test_payload_over_the_limit_is_refused() -> None:
+    encode_arguments(["x" * 900], {}, max_bytes=1000)
+    with pytest.raises(PayloadTooLargeError, match="over the limit of 1,000 bytes"):
+        encode_arguments(["x" * 1000], {}, max_bytes=1000)
+
+
+def test_limit_counts_utf8_bytes_not_characters() -> None:
+    with pytest.raises(PayloadTooLargeError):
+        encode_arguments(["é" * 600], {}, max_bytes=1000)
+
+
+@pytest.mark.parametrize(
+    "text", ["not json", "[1, 2]", '{"args": 5}', '{"args": [], "kwargs": [1]}']
+)
+def test_malformed_rows_raise_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="stored"):
+        decode_arguments(text)
+
+
+def test_canonical_digest_ignores_key_order_but_not_values() -> None:
+    assert canonical_digest({"a": 1, "b": 2}) == canonical_digest({"b": 2, "a": 1})
+    assert canonical_digest({"a": 1}) != canonical_digest({"a": 2})
+    assert len(canonical_digest([1])) == 64
