@@ -16,10 +16,12 @@ from jobqueue.errors import (
     SerializationError,
     UnknownJobError,
 )
+from jobqueue.execution import JobTimeoutError, current_job, on_failure, on_retry
 from jobqueue.jobs import Job, JobFunction, job
 from jobqueue.queue import JobQueue, configure, get_default_queue, set_default_queue
 from jobqueue.registry import JobDefinition, JobOptions, registry
-from jobqueue.store import JobRecord
+from jobqueue.retry import FailJob, RetryJob
+from jobqueue.store import ClaimedJob, JobRecord
 
 
 def enqueue_many(calls: "list[JobCall]") -> list[EnqueuedJob]:
@@ -28,10 +30,12 @@ def enqueue_many(calls: "list[JobCall]") -> list[EnqueuedJob]:
 
 
 __all__ = [
+    "ClaimedJob",
     "ConfigurationError",
     "DatabaseUnavailableError",
     "EnqueuedJob",
     "Enqueuer",
+    "FailJob",
     "Job",
     "JobCall",
     "JobDefinition",
@@ -40,9 +44,11 @@ __all__ = [
     "JobQueue",
     "JobQueueError",
     "JobRecord",
+    "JobTimeoutError",
     "NaiveDatetimeError",
     "PayloadTooLargeError",
     "RegistryError",
+    "RetryJob",
     "SchemaError",
     "SerializationError",
     "UnknownJobError",
@@ -50,9 +56,12 @@ __all__ = [
     "configure",
     "configure_sqlite",
     "create_engine",
+    "current_job",
     "enqueue_many",
     "get_default_queue",
     "job",
+    "on_failure",
+    "on_retry",
     "registry",
     "set_default_queue",
 ]

@@ -14,7 +14,7 @@ import structlog
 
 from jobqueue import migrations
 from jobqueue.config import resolve_database_url
-from jobqueue.db import create_engine, mask_url, unavailable
+from jobqueue.db import create_engine, mask_url, operational_error
 from jobqueue.errors import JobQueueError
 from jobqueue.log import configure_logging
 
@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_database_url(downgrade)
     downgrade.add_argument("--revision", required=True, help="target revision, or base")
     downgrade.set_defaults(handler=cmd_downgrade)
+
+    from jobqueue.cli_work import add_work_parser
+
+    add_work_parser(commands)
     return parser
 
 
@@ -85,10 +89,36 @@ def _current(engine: object) -> str | None:
     try:
         return migrations.current_revision(engine)
     except DBAPIError as error:
-        raise unavailable(engine, error) from error
+        explained = operational_error(engine, error)
+        if explained is error:
+            raise  # reported by main() as one line
+        raise explained from error
+
+
+def _database_error(args: argparse.Namespace, error: Exception) -> str:
+    """One line for a database error a command let escape: the driver's first line, or what
+    :func:`jobqueue.db.operational_error` makes of it, naming the masked URL."""
+    from sqlalchemy.exc import DBAPIError
+
+    assert isinstance(error, DBAPIError)
+    lines = str(error.orig if error.orig is not None else error).strip().splitlines()
+    reason = lines[0] if lines else type(error).__name__
+    try:
+        engine = create_engine(resolve_database_url(getattr(args, "database_url", None)))
+    except (JobQueueError, ValueError):
+        return reason
+    try:
+        explained = operational_error(engine, error)  # nothing connects: it reads the URL
+    finally:
+        engine.dispose()
+    if explained is not error:
+        return (str(explained).strip().splitlines() or [reason])[0]
+    return f"{reason} (database {mask_url(engine.url)})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -97,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except (JobQueueError, ValueError) as error:
         print(f"jobrunner {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except DBAPIError as error:  # not a traceback: one line naming the database's complaint
+        print(f"jobrunner {args.command}: error: {_database_error(args, error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -3,7 +3,9 @@
 The database URL is, in order: an explicit argument (``--database-url``), the
 ``JOBQUEUE_DATABASE_URL`` environment variable, ``database_url`` under ``[tool.jobqueue]`` in the
 nearest ``pyproject.toml``, and finally ``./jobqueue.db`` made absolute (so a worker started from
-another directory cannot silently open a second, empty queue).
+another directory cannot silently open a second, empty queue). A relative SQLite path is made
+absolute too: against the cwd when given directly or in the environment, against the directory of
+pyproject.toml when set there.
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ def find_project_settings(start: Path | None = None) -> ProjectSettings:
 
 def resolve_database_url(explicit: str | None = None, *, start: Path | None = None) -> str:
     """Return the database URL to use, following the documented order of precedence."""
+    # A relative SQLite path given directly is relative to the cwd (as SQLite itself would open
+    # it); made absolute here so the worker logs, and every process opens, the same file.
     if explicit:
-        return explicit
+        return _anchor_sqlite_path(explicit, Path.cwd())
     from_env = os.environ.get(ENV_DATABASE_URL)
     if from_env:
-        return from_env
+        return _anchor_sqlite_path(from_env, Path.cwd())
     settings = find_project_settings(start)
     configured = settings.values.get("database_url")
     if configured is not None:
@@ -68,7 +72,8 @@ def resolve_database_url(explicit: str | None = None, *, start: Path | None = No
 
 
 def _anchor_sqlite_path(url: str, base: Path) -> str:
-    """A relative SQLite path in pyproject.toml is relative to that file, not to the cwd."""
+    """``url`` with a relative SQLite path made absolute against ``base`` (the directory of
+    pyproject.toml for its setting, the cwd for an explicit or environment URL)."""
     try:
         parsed = make_url(url)
     except Exception:  # an unparsable URL is reported when the engine is created

@@ -10,14 +10,16 @@ REPEATABLE READ block concurrent enqueues) and must support ``SKIP LOCKED``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import ColumnElement, Connection, Engine, event, literal_column
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from jobqueue.errors import ConfigurationError, DatabaseUnavailableError
+from jobqueue.schema import UTCDateTime
 
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -34,15 +36,25 @@ def mask_url(url: str | URL) -> str:
     """The URL as text with any password replaced by ``***``, safe for logs and errors."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable database URL>"
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
+        pass
+    # Unparsable: show it as written, but with everything between the user name's ":" and the
+    # last "@" masked (a password may itself contain ":", "/" or "@").
+    text = str(url)
+    at = text.rfind("@")
+    scheme_end = text.find("://")
+    start = scheme_end + 3 if 0 <= scheme_end < at else 0
+    colon = text.find(":", start, at)
+    if at < 0 or colon < 0:
+        return text
+    return f"{text[: colon + 1]}***{text[at:]}"
 
 
 def normalize_url(url: str | URL) -> URL:
     """Parse ``url`` and choose our driver when none is named (``postgresql://`` → psycopg 3)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ConfigurationError(
             f"{mask_url(url)!r} is not a database URL; expected e.g. sqlite:///jobqueue.db, "
             "postgresql://user@host/db or mysql://user@host/db"
@@ -99,6 +111,17 @@ def create_engine(
         raise ConfigurationError(f"cannot use {mask_url(parsed)}: {error}") from None
     if backend == "sqlite":
         configure_sqlite(engine, synchronous=sqlite_synchronous, busy_timeout_ms=busy_timeout_ms)
+    if backend in ("mysql", "mariadb"):
+        # Checked at the first connection (after the dialect has read the server version), so
+        # every use, `jobrunner migrate` included, refuses a server without SKIP LOCKED.
+        version_checked: list[bool] = []
+
+        @event.listens_for(engine, "connect")
+        def _on_first_connect(_dbapi_connection: Any, _record: Any) -> None:
+            if not version_checked:
+                check_server_version(engine)
+                version_checked.append(True)
+
     return engine
 
 
@@ -112,7 +135,9 @@ def configure_sqlite(
 
     Use it on the engine behind the connections or sessions you pass for transactional
     enqueue, so that your transactions also begin with ``BEGIN IMMEDIATE`` and wait for the
-    write lock instead of failing with ``database is locked``.
+    write lock instead of failing with ``database is locked``. Calling it again on the same engine
+    (or on one :func:`create_engine` made) adds nothing; the settings given last apply to
+    connections opened afterwards.
     """
     if engine.dialect.name != "sqlite":
         raise ConfigurationError(f"configure_sqlite() needs a SQLite engine, not {engine.url}")
@@ -120,23 +145,40 @@ def configure_sqlite(
         raise ConfigurationError(
             f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}"
         )
+    settings: dict[str, Any] = {"busy_timeout_ms": int(busy_timeout_ms), "synchronous": synchronous}
+    configured: dict[str, Any] | None = getattr(engine, _SQLITE_SETTINGS, None)
+    if configured is not None or event.contains(engine, "begin", _begin_sqlite_transaction):
+        # Configured already (twice would issue a second BEGIN inside the first): the listeners
+        # stay as they are; new connections get the settings given last.
+        if configured is not None:
+            configured.update(settings)
+        return
+    setattr(engine, _SQLITE_SETTINGS, settings)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # busy_timeout first, so even the following pragmas wait for a lock instead of failing.
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        cursor.execute(f"PRAGMA synchronous = {synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(settings['busy_timeout_ms'])}")
+        cursor.execute(f"PRAGMA synchronous = {settings['synchronous']}")
         cursor.close()
         # Switch off pysqlite's implicit BEGIN so the "begin" event below decides how we begin.
         dbapi_connection.isolation_level = None
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get("jobqueue_read_only"):
-            connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    event.listen(engine, "begin", _begin_sqlite_transaction)
+
+
+#: Attribute of an engine configure_sqlite() has set up: its settings, read by new connections.
+_SQLITE_SETTINGS = "_jobqueue_sqlite_settings"
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    """``BEGIN IMMEDIATE`` (take the write lock, waiting up to busy_timeout), or a deferred
+    ``BEGIN`` for transactions marked :data:`READ_ONLY`."""
+    if connection.get_execution_options().get("jobqueue_read_only"):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def check_server_version(engine: Engine) -> None:
@@ -171,11 +213,54 @@ def operational_error(engine: Engine, error: DBAPIError) -> Exception:
             f"{mask_url(engine.url)} stayed locked by another writer for longer than the busy "
             f"timeout ({reason}); nothing was written"
         )
-    if is_disconnect(error) or isinstance(error, OperationalError):
+    if is_disconnect(error):
         return unavailable(engine, error)
+    if isinstance(error, OperationalError):
+        return DatabaseUnavailableError(f"database error at {mask_url(engine.url)}: {reason}")
     return error
 
 
 def is_disconnect(error: BaseException) -> bool:
     """True for errors that mean the connection was lost (the pool has dropped it)."""
     return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+def db_now(dialect: str) -> ColumnElement[datetime]:
+    """The database's own clock as naive UTC, comparable with our UTCDateTime columns.
+
+    Heartbeat ages are measured with it, so a host whose clock is skewed is not declared dead.
+    On SQLite the text has the six fractional digits SQLAlchemy writes, so it sorts correctly
+    against stored values.
+    """
+    if dialect == "postgresql":
+        return literal_column("timezone('UTC', now())", UTCDateTime())
+    if dialect in ("mysql", "mariadb"):
+        return literal_column("UTC_TIMESTAMP(6)", UTCDateTime())
+    return literal_column("(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')", UTCDateTime())
+
+
+def db_now_minus(dialect: str, seconds: float) -> ColumnElement[datetime]:
+    """The database clock ``seconds`` ago (for "heartbeat older than the threshold")."""
+    micros = int(seconds * 1_000_000)
+    if dialect == "postgresql":
+        return literal_column(
+            f"(timezone('UTC', now()) - interval '{micros} microseconds')", UTCDateTime()
+        )
+    if dialect in ("mysql", "mariadb"):
+        return literal_column(
+            f"DATE_SUB(UTC_TIMESTAMP(6), INTERVAL {micros} MICROSECOND)", UTCDateTime()
+        )
+    return literal_column(
+        f"(strftime('%Y-%m-%d %H:%M:%f', 'now', '-{micros / 1_000_000:.6f} seconds') || '000')",
+        UTCDateTime(),
+    )
+
+
+def is_deadlock(error: BaseException) -> bool:
+    """A deadlock victim (PostgreSQL 40P01, MySQL 1213), or a lock wait that timed out (1205)."""
+    if not isinstance(error, DBAPIError) or error.orig is None:
+        return False
+    code = getattr(error.orig, "sqlstate", None) or ""
+    args = getattr(error.orig, "args", ())
+    mysql_code = args[0] if args and isinstance(args[0], int) else None
+    return code in ("40P01", "40001") or mysql_code in (1213, 1205)

@@ -21,6 +21,8 @@ from jobqueue.errors import RegistryError
 from jobqueue.queue import JobQueue
 from jobqueue.registry import (
     Backoff,
+    ExceptionTypes,
+    Hook,
     JobDefinition,
     JobOptions,
     default_name,
@@ -109,6 +111,10 @@ def job(
     max_attempts: int | None = None,
     backoff: Backoff | None = None,
     timeout: float | timedelta | None = None,
+    retry_on: type[BaseException] | ExceptionTypes | None = None,
+    discard_on: type[BaseException] | ExceptionTypes | None = None,
+    on_failure: Hook | None = None,
+    on_retry: Hook | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -122,10 +128,17 @@ def job(
     max_attempts: int | None = None,
     backoff: Backoff | None = None,
     timeout: float | timedelta | None = None,
+    retry_on: type[BaseException] | ExceptionTypes | None = None,
+    discard_on: type[BaseException] | ExceptionTypes | None = None,
+    on_failure: Hook | None = None,
+    on_retry: Hook | None = None,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function (plain or ``async def``) as a job, with ``@job`` or ``@job(...)``.
 
     ``name`` defaults to ``module.qualname``; set it explicitly so queued jobs survive a rename.
+    ``retry_on`` limits retries to those exceptions (others fail at once); ``discard_on`` ends
+    the job as ``cancelled`` on those; ``on_failure(job, error)`` / ``on_retry(job, error)`` are
+    called after an attempt fails for good / will be retried.
     """
 
     def register(target: Callable[P, R]) -> JobFunction[P, R]:
@@ -141,6 +154,10 @@ def job(
             max_attempts=max_attempts,
             backoff=backoff,
             timeout=timeout,
+            retry_on=retry_on,
+            discard_on=discard_on,
+            on_failure=on_failure,
+            on_retry=on_retry,
         )
         definition = JobDefinition(name or default_name(target), target, options)
         return JobFunction(registry.register(definition))
@@ -175,6 +192,10 @@ class Job:
         max_attempts: int | None = None,
         backoff: Backoff | None = None,
         timeout: float | timedelta | None = None,
+        retry_on: type[BaseException] | ExceptionTypes | None = None,
+        discard_on: type[BaseException] | ExceptionTypes | None = None,
+        on_failure: Hook | None = None,
+        on_retry: Hook | None = None,
         abstract: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -193,6 +214,10 @@ class Job:
             max_attempts=max_attempts,
             backoff=backoff,
             timeout=timeout,
+            retry_on=retry_on,
+            discard_on=discard_on,
+            on_failure=on_failure,
+            on_retry=on_retry,
         )
         if abstract:
             cls.definition = JobDefinition("<abstract>", cls.perform, validate_options(options))

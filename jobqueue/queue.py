@@ -10,6 +10,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from jobqueue.db import (
     SqliteSynchronous,
     check_server_version,
     create_engine,
+    is_deadlock,
     is_disconnect,
     mask_url,
     operational_error,
@@ -123,24 +125,28 @@ class JobQueue:
         with self.connect(read_only=read_only) as connection, connection.begin():
             yield connection
 
-    def verify_schema(self, engine: Engine | None = None) -> None:
+    def verify_schema(self, connection: Connection | None = None) -> None:
         """Raise :class:`SchemaError` unless the tables exist at the revision this code expects.
 
-        Checked once per engine (on a connection of its own, never inside a caller's
-        transaction), so the cost is not paid on every enqueue.
+        Checked once per engine, so the cost is not paid on every enqueue. With a caller's
+        ``connection`` the check runs there inside a SAVEPOINT (a missing table must not abort
+        the caller's PostgreSQL transaction, and a second pooled connection must not be needed).
         """
-        engine = engine or self.engine
+        engine = connection.engine if connection is not None else self.engine
         if engine in _verified_engines:
             return
         with _verify_lock:
             if engine in _verified_engines:
                 return
             try:
-                with engine.connect() as connection:
-                    connection = connection.execution_options(**READ_ONLY)
+                if connection is not None:
                     check_server_version(engine)
-                    with connection.begin():
+                    with connection.begin_nested():
                         revision = store.read_schema_revision(connection)
+                else:
+                    with self.connect(read_only=True) as own, own.begin():
+                        check_server_version(engine)
+                        revision = store.read_schema_revision(own)
             except DBAPIError as error:
                 raise unavailable(engine, error) from error
             where = mask_url(engine.url)
@@ -182,11 +188,16 @@ class JobQueue:
         if isinstance(calls, JobCall):
             raise TypeError("enqueue_many() takes a list of JobCall, not a single JobCall")
         rows, handles = self._rows(list(calls))
+        if inline_mode.get():
+            from jobqueue.testing import run_inline
+
+            run_inline(rows)
+            return handles
         if session is not None:
             connection = session.connection()
         if connection is not None:
-            self.verify_schema(connection.engine)
-            store.insert_jobs(connection, rows)
+            self.verify_schema(connection)
+            self._insert(connection, rows)
         else:
             self.verify_schema()
             self._insert_own_transaction(rows)
@@ -228,14 +239,14 @@ class JobQueue:
     def _insert_own_transaction(self, rows: list[dict[str, Any]]) -> None:
         """Insert in a transaction of our own, retrying once on a connection lost before the
         commit was sent (a pooled connection the server closed): the jobs are written once or an
-        error says so, never silently dropped."""
-        for attempt in (1, 2):
+        error says so, never silently dropped. A deadlock victim is retried the same way."""
+        for attempt in (1, 2, 3):
             with self.connect() as connection:
                 try:
                     transaction = connection.begin()
-                    store.insert_jobs(connection, rows)
+                    self._insert(connection, rows)
                 except DBAPIError as error:
-                    if attempt == 1 and is_disconnect(error):
+                    if attempt < 3 and (is_disconnect(error) or is_deadlock(error)):
                         continue
                     raise operational_error(self.engine, error) from error
                 try:
@@ -247,6 +258,14 @@ class JobQueue:
                     ) from error
                 return
 
+    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        store.insert_jobs(connection, rows)
+        if connection.dialect.name == "postgresql":
+            now = datetime.now(UTC)
+            store.notify_enqueued(
+                connection, {r["queue"] for r in rows if r["scheduled_for"] <= now}
+            )
+
     # -- reading -----------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> store.JobRecord | None:
@@ -257,6 +276,9 @@ class JobQueue:
         with self.transaction(read_only=True) as connection:
             return store.count_jobs(connection, status=status, queue=queue)
 
+
+#: Set by :func:`jobqueue.testing.inline`: enqueue runs the job at once, in-process.
+inline_mode: ContextVar[bool] = ContextVar("jobqueue_inline", default=False)
 
 _default: JobQueue | None = None
 _default_lock = threading.Lock()

@@ -25,6 +25,10 @@ PRIORITY_RANGE = (-1_000_000, 1_000_000)
 
 #: A backoff is a base delay in seconds, or a function of the failed-attempt count returning one.
 Backoff = float | int | Callable[[int], float]
+#: Exception classes for retry_on / discard_on.
+ExceptionTypes = tuple[type[BaseException], ...]
+#: Hook called with (job, exception) after a failed attempt; see jobqueue.execution.
+Hook = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,12 @@ class JobOptions:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff: Backoff | None = None
     timeout: float | None = None
+    #: Only these exceptions are retried (others fail the job at once); None retries all.
+    retry_on: ExceptionTypes | None = None
+    #: These exceptions end the job as ``cancelled`` (the error is kept), with no retry.
+    discard_on: ExceptionTypes = ()
+    on_failure: Hook | None = None
+    on_retry: Hook | None = None
 
     def merged(self, **overrides: Any) -> JobOptions:
         """A copy with the given non-``None`` options replaced, each validated."""
@@ -56,6 +66,22 @@ def validate_options(options: JobOptions) -> JobOptions:
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
     ):
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    for field_name in ("retry_on", "discard_on"):
+        value = getattr(options, field_name)
+        if value is None:
+            continue
+        if isinstance(value, type):
+            value = (value,)
+            changes: dict[str, Any] = {field_name: value}
+            options = replace(options, **changes)
+        if not isinstance(value, tuple) or not all(
+            isinstance(v, type) and issubclass(v, BaseException) for v in value
+        ):
+            raise ValueError(f"{field_name} must be exception classes, not {value!r}")
+    for field_name in ("on_failure", "on_retry"):
+        hook = getattr(options, field_name)
+        if hook is not None and not callable(hook):
+            raise ValueError(f"{field_name} must be callable, not {hook!r}")
     backoff = options.backoff
     if (
         backoff is not None
@@ -140,15 +166,40 @@ def default_name(target: Callable[..., Any] | type) -> str:
 
 
 def _same_origin(a: Callable[..., Any] | type | None, b: Callable[..., Any] | type | None) -> bool:
-    """True when ``a`` and ``b`` are the same definition, e.g. before and after a reload."""
+    """True when ``a`` and ``b`` are the same definition, e.g. before and after a reload.
+
+    A module-level definition is known by its module and qualified name, which a reload keeps.
+    Lambdas and definitions inside a function share their qualified name with every other one
+    written the same way, so they must be the same object, or the same source (file and first
+    line: the enclosing function run again, or its module reloaded).
+    """
     if a is b:
         return True
-    return (
-        a is not None
-        and b is not None
-        and getattr(a, "__module__", None) == getattr(b, "__module__", None)
-        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None)
-    )
+    if a is None or b is None:
+        return False
+    module = getattr(a, "__module__", None)
+    qualname = getattr(a, "__qualname__", None)
+    if (
+        not isinstance(qualname, str)
+        or not module
+        or module != getattr(b, "__module__", None)
+        or qualname != getattr(b, "__qualname__", None)
+    ):
+        return False
+    if "<locals>" not in qualname and "<lambda>" not in qualname:
+        return True
+    where = _source_location(a)
+    return where is not None and where == _source_location(b)
+
+
+def _source_location(target: Callable[..., Any] | type) -> tuple[str, int] | None:
+    """(file, first line) of a function, or of the first method a class defines itself."""
+    candidates = vars(target).values() if isinstance(target, type) else (target,)
+    for candidate in candidates:
+        code = getattr(inspect.unwrap(candidate), "__code__", None) if callable(candidate) else None
+        if code is not None:
+            return (code.co_filename, code.co_firstlineno)
+    return None
 
 
 class Registry:

@@ -93,7 +93,7 @@ job_queue = Table(
     "job_queue",
     metadata,
     # ULIDs are time-ordered, so inserts append to the primary-key index.
-    Column("id", String(26), primary_key=True),
+    Column("id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
     Column("name", String(255), nullable=False),
     Column("args", LongText, nullable=False),
     Column("queue", String(100), nullable=False, server_default="default"),
@@ -119,8 +119,10 @@ job_queue = Table(
     Index("ix_job_queue_claim", "queue", "status", "priority", "scheduled_for", "id"),
     # Claim from every queue ("*").
     Index("ix_job_queue_claim_all", "status", "priority", "scheduled_for", "id"),
-    # "Is anything due?" as a range scan that never walks future or backing-off rows.
-    Index("ix_job_queue_due", "status", "scheduled_for", "queue"),
+    # "When is the next job due?" as an index range, never walking future or backing-off rows
+    # (which the claim indexes, ordered by priority first, would have to step over).
+    Index("ix_job_queue_due", "status", "scheduled_for"),
+    Index("ix_job_queue_due_by_queue", "queue", "status", "scheduled_for"),
     # Rescue of a dead process's jobs; pruning of finished jobs by age.
     Index("ix_job_queue_claimed_by", "claimed_by"),
     Index("ix_job_queue_finished", "status", "finished_at"),
@@ -135,7 +137,7 @@ job_processes = Table(
     "job_processes",
     metadata,
     # A fresh ULID each time a process starts, so a restarted pid is never mistaken for the old one.
-    Column("id", String(26), primary_key=True),
+    Column("id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
     Column("kind", String(16), nullable=False),
     Column("hostname", String(255), nullable=False),
     Column("pid", Integer, nullable=False),

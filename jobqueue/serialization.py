@@ -4,7 +4,9 @@ Arguments cross a process boundary through the database, so only what JSON holds
 accepted: ``None``, ``bool``, ``int``, finite ``float``, ``str``, lists (tuples come back as
 lists) and dicts with string keys. Python's own ``json`` would silently turn ``{1: "a"}`` into
 ``{"1": "a"}`` and write ``NaN``, which other JSON readers reject; we refuse both at the call,
-naming the offending value and where it sits, so nothing half-valid reaches the table. Nothing is
+naming the offending value and where it sits, so nothing half-valid reaches the table. Text with a
+lone surrogate (which UTF-8 cannot encode), circular structures and nesting deeper than
+``MAX_DEPTH`` are refused the same way, never as UnicodeEncodeError or RecursionError. Nothing is
 ever unpickled: a row can only describe a call to a job the worker already registered.
 """
 
@@ -20,35 +22,83 @@ from jobqueue.errors import PayloadTooLargeError, SerializationError
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 
-_SCALARS = (str, int, bool, type(None))
+#: Containers nested deeper than this are refused (a runaway structure, not an argument list).
+MAX_DEPTH = 200
+
+_SCALARS = (int, bool, type(None))
 
 
-def _check(value: Any, path: str) -> None:
-    """Walk ``value`` and raise :class:`SerializationError` at the first thing JSON cannot hold."""
+def _check(value: Any, path: str, active: set[int] | None = None, depth: int = 1) -> None:
+    """Walk ``value`` and raise :class:`SerializationError` at the first thing JSON cannot hold.
+
+    ``active`` holds the ids of the containers being walked (a container met again inside
+    itself is circular) and ``depth`` how deeply nested ``value`` is, capped at ``MAX_DEPTH``
+    so that neither this walk nor ``json`` hits Python's recursion limit.
+    """
+    if isinstance(value, str):
+        _check_text(value, path)
+        return
     if isinstance(value, _SCALARS):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
             raise SerializationError(f"{path} is {value!r}: JSON has no NaN or infinity")
         return
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _check(item, f"{path}[{index}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise SerializationError(
-                    f"{path} has the key {key!r} of type {type(key).__name__}: JSON object keys "
-                    "must be strings (json would silently turn it into a string)"
-                )
-            _check(item, f"{path}[{key!r}]")
+    if isinstance(value, list | tuple | dict):
+        if active is None:
+            active = set()
+        identity = id(value)
+        if identity in active:
+            raise SerializationError(
+                f"{_short_path(path)} is circular: it refers to a list or dict that contains it"
+            )
+        if depth > MAX_DEPTH:
+            raise SerializationError(
+                f"{_short_path(path)} is nested deeper than {MAX_DEPTH} levels of lists and dicts"
+            )
+        active.add(identity)
+        try:
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    _check_key(key, path)
+                    _check(item, f"{path}[{key!r}]", active, depth + 1)
+            else:
+                for index, item in enumerate(value):
+                    _check(item, f"{path}[{index}]", active, depth + 1)
+        finally:
+            active.discard(identity)
         return
     raise SerializationError(
         f"{path} is {_short_repr(value)} of type {type(value).__name__}, which is not "
         "JSON-serializable; pass plain data (str, int, float, bool, None, list, dict) "
         "such as an id, and load the object inside the job"
     )
+
+
+def _check_key(key: Any, path: str) -> None:
+    if not isinstance(key, str):
+        raise SerializationError(
+            f"{path} has the key {_short_repr(key)} of type {type(key).__name__}: JSON object "
+            "keys must be strings (json would silently turn it into a string)"
+        )
+    _check_text(key, f"{path} has the key {_short_repr(key)} that")
+
+
+def _check_text(text: str, path: str) -> None:
+    """Refuse text UTF-8 cannot encode (a lone surrogate such as ``"\\ud800"``)."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise SerializationError(
+            f"{path} contains the lone surrogate {text[error.start]!r} at index {error.start}, "
+            "which UTF-8 cannot encode"
+        ) from None
+
+
+def _short_path(path: str, limit: int = 120) -> str:
+    return path if len(path) <= limit else path[: limit - 3] + "..."
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:
@@ -63,10 +113,14 @@ def encode_arguments(
     max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> str:
     """Encode a call's arguments as the JSON text stored in ``job_queue.args``."""
+    # The argument containers themselves count as walked: an argument that contains them is
+    # circular.
+    active = {id(args), id(kwargs)}
     for index, item in enumerate(args):
-        _check(item, f"args[{index}]")
+        _check(item, f"args[{index}]", active)
     for key, item in kwargs.items():
-        _check(item, f"kwargs[{key!r}]")
+        _check_key(key, "kwargs")
+        _check(item, f"kwargs[{key!r}]", active)
     payload: dict[str, Any] = {"args": list(args)}
     if kwargs:
         payload["kwargs"] = dict(kwargs)

@@ -11,10 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, exists, func, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from jobqueue.schema import VERSION_TABLE, job_queue
+from jobqueue.schema import (
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    VERSION_TABLE,
+    job_processes,
+    job_queue,
+)
 from jobqueue.serialization import decode_arguments
 
 
@@ -109,3 +116,249 @@ def _is_missing_table(error: DBAPIError) -> bool:
         marker in text
         for marker in ("no such table", "does not exist", "doesn't exist", "undefinedtable")
     )
+
+
+# -- claiming and finishing ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker holds: what it needs to run it and to fence its final write."""
+
+    id: str
+    name: str
+    args_json: str
+    queue: str
+    priority: int
+    scheduled_for: datetime
+    attempts: int
+    failed_attempts: int
+    max_attempts: int
+    claimed_by: str
+
+    @property
+    def fence(self) -> tuple[str, int]:
+        """(id, attempts): with claimed_by and status='running', what every final write checks."""
+        return (self.id, self.attempts)
+
+
+_CLAIM_COLUMNS = (
+    job_queue.c.id,
+    job_queue.c.name,
+    job_queue.c.args.label("args_json"),
+    job_queue.c.queue,
+    job_queue.c.priority,
+    job_queue.c.scheduled_for,
+    job_queue.c.attempts,
+    job_queue.c.failed_attempts,
+    job_queue.c.max_attempts,
+    job_queue.c.claimed_by,
+)
+
+
+def _due(queue: str | None, now: datetime, limit: int) -> Select[tuple[str]]:
+    query = select(job_queue.c.id).where(
+        job_queue.c.status == PENDING, job_queue.c.scheduled_for <= now
+    )
+    if queue is not None:
+        query = query.where(job_queue.c.queue == queue)
+    return query.order_by(job_queue.c.priority, job_queue.c.scheduled_for, job_queue.c.id).limit(
+        limit
+    )
+
+
+def claim_jobs(
+    connection: Connection,
+    *,
+    process_id: str,
+    queues: Sequence[str] | None,
+    limit: int,
+    now: datetime,
+) -> list[ClaimedJob]:
+    """Mark up to ``limit`` due jobs running for ``process_id`` and return them in run order.
+
+    One query per queue in the listed order (an ORDER BY over a queue list cannot use an
+    index); ``queues=None`` claims from every queue. Call inside a write transaction: on
+    SQLite that is BEGIN IMMEDIATE (one writer), elsewhere rows are taken with SKIP LOCKED, so
+    no job is ever handed to two workers.
+    """
+    claimed: list[ClaimedJob] = []
+    for queue in queues if queues is not None else [None]:
+        wanted = limit - len(claimed)
+        if wanted <= 0:
+            break
+        claimed.extend(_claim_from(connection, process_id, queue, wanted, now))
+    return claimed
+
+
+def _claim_from(
+    connection: Connection, process_id: str, queue: str | None, limit: int, now: datetime
+) -> list[ClaimedJob]:
+    values = {
+        "status": RUNNING,
+        "claimed_by": process_id,
+        "attempts": job_queue.c.attempts + 1,
+        "started_at": now,
+        "finished_at": None,
+    }
+    # A process that was declared dead (its row deleted) claims nothing, even before its next
+    # heartbeat tells it so.
+    registered = exists().where(job_processes.c.id == process_id)
+    due = _due(queue, now, limit).where(registered)
+    if connection.dialect.name in ("mysql", "mariadb"):
+        # MySQL has no UPDATE ... RETURNING and no LIMIT inside IN (subquery).
+        ids = connection.execute(due.with_for_update(skip_locked=True)).scalars().all()
+        if not ids:
+            return []
+        connection.execute(update(job_queue).where(job_queue.c.id.in_(ids)).values(**values))
+        rows = connection.execute(select(*_CLAIM_COLUMNS).where(job_queue.c.id.in_(ids)))
+    else:
+        if connection.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        rows = connection.execute(
+            update(job_queue)
+            .where(job_queue.c.id.in_(due))
+            .values(**values)
+            .returning(*_CLAIM_COLUMNS)
+        )
+    jobs = [ClaimedJob(**row) for row in rows.mappings()]
+    jobs.sort(key=lambda job: (job.priority, job.scheduled_for, job.id))
+    return jobs
+
+
+def next_due_at(connection: Connection, queues: Sequence[str] | None) -> datetime | None:
+    """When the earliest pending job of these queues is due (a cheap index lookup), or None."""
+    pending = job_queue.c.status == PENDING
+    if queues is None:
+        query = select(func.min(job_queue.c.scheduled_for)).where(pending)
+        return connection.execute(query).scalar()
+    times = [
+        connection.execute(
+            select(func.min(job_queue.c.scheduled_for)).where(pending, job_queue.c.queue == q)
+        ).scalar()
+        for q in queues
+    ]
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+def _fenced(process_id: str, fences: Sequence[tuple[str, int]]) -> list[Any]:
+    return [
+        tuple_(job_queue.c.id, job_queue.c.attempts).in_(list(fences)),
+        job_queue.c.claimed_by == process_id,
+        job_queue.c.status == RUNNING,
+    ]
+
+
+def complete_jobs(
+    connection: Connection,
+    *,
+    process_id: str,
+    fences: Sequence[tuple[str, int]],
+    now: datetime,
+) -> set[str]:
+    """Mark jobs succeeded, fenced; returns the ids whose write took effect.
+
+    A job that was rescued (and perhaps re-claimed) since is left alone: a stale worker can
+    never overwrite the attempt that replaced it, nor resurrect a finished job.
+    """
+    if not fences:
+        return set()
+    statement = (
+        update(job_queue)
+        .where(*_fenced(process_id, fences))
+        .values(status=SUCCEEDED, finished_at=now, unique_key=None)
+    )
+    if connection.dialect.name in ("mysql", "mariadb"):
+        # No RETURNING: lock the rows that pass the fence, then update exactly those.
+        ids = set(
+            connection.execute(
+                select(job_queue.c.id).where(*_fenced(process_id, fences)).with_for_update()
+            ).scalars()
+        )
+        if ids:
+            connection.execute(statement.where(job_queue.c.id.in_(ids)))
+        return ids
+    return set(connection.execute(statement.returning(job_queue.c.id)).scalars())
+
+
+def record_failure(
+    connection: Connection,
+    job: ClaimedJob,
+    *,
+    error: str,
+    retry_at: datetime | None,
+    final_status: str,
+    now: datetime,
+) -> bool:
+    """Count a failed attempt: back to pending at ``retry_at``, or ``final_status`` if None.
+
+    Fenced like every final write; returns False when the job was no longer ours.
+    """
+    if retry_at is not None:
+        values: dict[str, Any] = {"status": PENDING, "scheduled_for": retry_at}
+    else:
+        values = {"status": final_status, "finished_at": now, "unique_key": None}
+    values["last_error"] = error
+    values["failed_attempts"] = job_queue.c.failed_attempts + 1
+    result = connection.execute(
+        update(job_queue).where(*_fenced(job.claimed_by, [job.fence])).values(**values)
+    )
+    return bool(result.rowcount == 1)
+
+
+def release_jobs(
+    connection: Connection, *, process_id: str, fences: Sequence[tuple[str, int]], now: datetime
+) -> int:
+    """Hand jobs back to pending without counting a failed attempt (graceful shutdown)."""
+    if not fences:
+        return 0
+    result = connection.execute(
+        update(job_queue)
+        .where(*_fenced(process_id, fences))
+        .values(status=PENDING, scheduled_for=now)
+    )
+    return int(result.rowcount)
+
+
+def orphaned_jobs(connection: Connection) -> list[ClaimedJob]:
+    """Running jobs whose process row is gone: their worker died or was declared dead."""
+    alive = exists().where(job_processes.c.id == job_queue.c.claimed_by)
+    rows = connection.execute(
+        select(*_CLAIM_COLUMNS).where(job_queue.c.status == RUNNING, ~alive)
+    ).mappings()
+    return [ClaimedJob(**row) for row in rows]
+
+
+def rescue_job(connection: Connection, job: ClaimedJob, *, error: str, now: datetime) -> str | None:
+    """Return an orphaned job to pending (or to failed when its attempts are used up), counting
+    the interrupted attempt so that a job that kills its worker every time ends failed instead of
+    looping. Returns the new status, or None if the job had moved on meanwhile."""
+    exhausted = job.failed_attempts + 1 >= job.max_attempts
+    status = "failed" if exhausted else PENDING
+    values: dict[str, Any] = {"status": status, "last_error": error}
+    if exhausted:
+        values.update(finished_at=now, unique_key=None)
+    else:
+        values["scheduled_for"] = now
+    values["failed_attempts"] = job_queue.c.failed_attempts + 1
+    result = connection.execute(
+        update(job_queue).where(*_fenced(job.claimed_by, [job.fence])).values(**values)
+    )
+    return status if result.rowcount == 1 else None
+
+
+def running_count(connection: Connection, queues: Sequence[str] | None = None) -> int:
+    query = select(func.count()).select_from(job_queue).where(job_queue.c.status == RUNNING)
+    if queues is not None:
+        query = query.where(job_queue.c.queue.in_(list(queues)))
+    return int(connection.execute(query).scalar_one())
+
+
+def notify_enqueued(connection: Connection, queues: Iterable[str]) -> None:
+    """PostgreSQL: wake listening workers when the enqueuing transaction commits."""
+    for queue in sorted(set(queues)):
+        connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, queue)))
+
+
+NOTIFY_CHANNEL = "jobqueue"

@@ -32,7 +32,9 @@ def long_text() -> sa.types.TypeEngine[str]:
 def upgrade() -> None:
     op.create_table(
         "job_queue",
-        sa.Column("id", sa.String(26), nullable=False),
+        sa.Column(
+            "id", sa.String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), nullable=False
+        ),
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("args", long_text(), nullable=False),
         sa.Column("queue", sa.String(100), server_default="default", nullable=False),
@@ -65,7 +67,8 @@ def upgrade() -> None:
             "ix_job_queue_claim", ["queue", "status", "priority", "scheduled_for", "id"]
         )
         batch.create_index("ix_job_queue_claim_all", ["status", "priority", "scheduled_for", "id"])
-        batch.create_index("ix_job_queue_due", ["status", "scheduled_for", "queue"])
+        batch.create_index("ix_job_queue_due", ["status", "scheduled_for"])
+        batch.create_index("ix_job_queue_due_by_queue", ["queue", "status", "scheduled_for"])
         batch.create_index("ix_job_queue_claimed_by", ["claimed_by"])
         batch.create_index("ix_job_queue_finished", ["status", "finished_at"])
         batch.create_index("ix_job_queue_unique_key", ["unique_key"], unique=True)
@@ -73,7 +76,9 @@ def upgrade() -> None:
 
     op.create_table(
         "job_processes",
-        sa.Column("id", sa.String(26), nullable=False),
+        sa.Column(
+            "id", sa.String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), nullable=False
+        ),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("hostname", sa.String(255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),

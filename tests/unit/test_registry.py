@@ -1,5 +1,9 @@
 import asyncio
+import importlib
+import sys
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -7,7 +11,7 @@ from jobqueue import Job, JobCall, RegistryError, UnknownJobError, by_name, job,
 from jobqueue.registry import JobDefinition
 
 
-def test_job_registers_under_module_and_qualname() -> None:
+def test_job_registers_under_an_explicit_name() -> None:
     @job(name="tests.plain")
     def plain(x: int) -> int:
         return x * 2
@@ -50,17 +54,88 @@ def test_two_different_callables_cannot_share_a_name() -> None:
         def second() -> None: ...
 
 
-def test_reregistering_the_same_definition_replaces_it() -> None:
-    def original() -> str:
-        return "old"
+def test_reloading_a_module_replaces_its_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "jq_reload_target.py"
+    template = (
+        "from jobqueue import job\n\n\n"
+        "@job\ndef work() -> str:\n    return {value!r}\n\n\n"
+        "@job(name='tests.reload_named')\ndef named() -> str:\n    return {value!r}\n\n\n"
+        "by_lambda = job(name='tests.reload_lambda')(lambda: {value!r})\n"
+    )
+    source.write_text(template.format(value="old"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.delitem(sys.modules, "jq_reload_target", raising=False)
+    module = importlib.import_module("jq_reload_target")
+    try:
+        assert registry.get("jq_reload_target.work").target() == "old"
+        source.write_text(template.format(value="new!"))
+        importlib.reload(module)
+        for name in ("jq_reload_target.work", "tests.reload_named", "tests.reload_lambda"):
+            assert registry.get(name).target() == "new!"
+    finally:
+        sys.modules.pop("jq_reload_target", None)
 
-    def reloaded() -> str:
-        return "new"
 
-    reloaded.__qualname__ = original.__qualname__
-    job(name="tests.reload")(original)
-    job(name="tests.reload")(reloaded)
-    assert registry.get("tests.reload").target() == "new"
+def test_two_lambdas_cannot_share_a_name() -> None:
+    job(name="tests.lambda")(lambda: 1)
+    with pytest.raises(RegistryError, match="already registered"):
+        job(name="tests.lambda")(lambda: 2)
+
+
+def test_two_local_functions_with_one_qualname_cannot_share_a_name() -> None:
+    def first_factory() -> Callable[[], int]:
+        def task() -> int:
+            return 1
+
+        return task
+
+    def second_factory() -> Callable[[], int]:
+        def task() -> int:
+            return 2
+
+        return task
+
+    first, second = first_factory(), second_factory()
+    second.__qualname__ = first.__qualname__  # same module and qualname, different code
+    job(name="tests.local")(first)
+    with pytest.raises(RegistryError, match="already registered"):
+        job(name="tests.local")(second)
+
+
+def test_one_local_definition_registered_twice_replaces_itself() -> None:
+    def factory(value: int) -> Callable[[], int]:
+        def task() -> int:
+            return value
+
+        return task
+
+    job(name="tests.factory")(factory(1))
+    job(name="tests.factory")(factory(2))  # the same def, run again: like a reload
+    assert registry.get("tests.factory").target() == 2
+
+
+def test_two_local_classes_with_one_qualname_cannot_share_a_name() -> None:
+    def define(value: int) -> type[Job]:
+        if value == 1:
+
+            class Task(Job, name="tests.local_class"):
+                def perform(self) -> int:
+                    return 1
+
+        else:
+
+            class Task(Job, name="tests.local_class"):  # type: ignore[no-redef]
+                def perform(self) -> int:
+                    return 2
+
+        return Task
+
+    define(1)
+    with pytest.raises(RegistryError, match="already registered"):
+        define(2)
 
 
 def test_options_are_validated_and_kept() -> None:

@@ -65,3 +65,66 @@ def test_canonical_digest_ignores_key_order_but_not_values() -> None:
     assert canonical_digest({"a": 1, "b": 2}) == canonical_digest({"b": 2, "a": 1})
     assert canonical_digest({"a": 1}) != canonical_digest({"a": 2})
     assert len(canonical_digest([1])) == 64
+
+
+def test_non_string_keys_of_the_keyword_mapping_are_refused() -> None:
+    with pytest.raises(SerializationError, match=r"kwargs has the key 1 of type int"):
+        encode_arguments([], {1: "a"})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "fragment"),
+    [
+        (["ok\ud800"], {}, "args[0]"),
+        ([{"k\udfff": 1}], {}, "args[0] has the key"),
+        ([], {"x": ["\ud800"]}, "kwargs['x'][0]"),
+        ([], {"\ud800": 1}, "kwargs has the key"),
+    ],
+)
+def test_lone_surrogates_are_refused_not_a_unicode_error(
+    args: list[object], kwargs: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(SerializationError, match="surrogate") as raised:
+        encode_arguments(args, kwargs)
+    assert fragment in str(raised.value)
+    assert isinstance(raised.value, TypeError)
+
+
+def test_self_referencing_structures_are_refused() -> None:
+    loop: list[object] = [1]
+    loop.append(loop)
+    with pytest.raises(SerializationError, match=r"args\[0\]\[1\] is circular"):
+        encode_arguments([loop], {})
+    mapping: dict[str, object] = {}
+    mapping["self"] = {"inner": mapping}
+    with pytest.raises(SerializationError, match="circular"):
+        encode_arguments([], {"m": mapping})
+    with pytest.raises(SerializationError, match="circular"):
+        canonical_digest(loop)
+
+
+def test_the_same_value_twice_is_not_circular() -> None:
+    shared = [1, 2]
+    assert decode_arguments(encode_arguments([shared, shared], {"s": shared})) == (
+        [[1, 2], [1, 2]],
+        {"s": [1, 2]},
+    )
+
+
+def test_absurdly_deep_structures_are_refused_not_a_recursion_error() -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(SerializationError, match="nested deeper than 200"):
+        encode_arguments([deep], {})
+    with pytest.raises(SerializationError, match="nested deeper than 200"):
+        canonical_digest(deep)
+    nested: object = 0
+    for _ in range(150):
+        nested = {"a": [nested]}
+    with pytest.raises(SerializationError, match="nested deeper than 200"):
+        encode_arguments([nested], {})
+    fine: object = 0
+    for _ in range(90):
+        fine = {"a": [fine]}
+    assert decode_arguments(encode_arguments([fine], {}))[0] == [fine]

@@ -1,0 +1,143 @@
+"""``jobrunner work``: options, ``[tool.jobqueue]`` settings, and starting the supervisor.
+
+Worker groups can be declared in pyproject.toml::
+
+    [tool.jobqueue]
+    apps = ["myapp.jobs"]
+
+    [[tool.jobqueue.workers]]
+    queues = ["mail", "default"]
+    processes = 2
+    threads = 8
+
+Command-line ``--queues/--processes/--threads`` replace the declared groups with one group.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from jobqueue.apps import import_apps
+from jobqueue.config import find_project_settings, resolve_database_url
+from jobqueue.errors import ConfigurationError
+from jobqueue.settings import DEFAULT_THREADS, WorkerSettings, timing_from_environment
+from jobqueue.supervisor import Supervisor, SupervisorSettings
+
+
+def add_work_parser(commands: Any) -> None:
+    work = commands.add_parser("work", help="run workers: claim due jobs and run them")
+    work.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="module that defines jobs (repeatable; default: [tool.jobqueue] apps)",
+    )
+    work.add_argument("--database-url", metavar="URL", help="database URL")
+    work.add_argument("--queues", help="comma-separated queues in claim order; * = all (default)")
+    work.add_argument("--processes", type=int, help="worker processes (default 1)")
+    work.add_argument(
+        "--threads", type=int, help=f"threads per process (default {DEFAULT_THREADS})"
+    )
+    work.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        metavar="S",
+        help="seconds running jobs get to finish on SIGTERM (default 10)",
+    )
+    work.add_argument(
+        "--burst", action="store_true", help="exit 0 once nothing is running and no job is due"
+    )
+    work.add_argument(
+        "--max-jobs", type=int, metavar="N", help="recycle a worker process after N jobs"
+    )
+    work.add_argument(
+        "--max-memory-mb",
+        type=float,
+        metavar="M",
+        help="recycle a worker process above M MB resident memory",
+    )
+    work.add_argument(
+        "--poll-interval", type=float, metavar="S", help="longest idle poll interval (default 1)"
+    )
+    work.add_argument("--heartbeat-interval", type=float, metavar="S", help="default 5")
+    work.add_argument(
+        "--dead-threshold",
+        type=float,
+        metavar="S",
+        help="a process silent this long is dead (default 30, >= 5x heartbeat)",
+    )
+    work.add_argument("--sqlite-synchronous", choices=["NORMAL", "FULL"], default="NORMAL")
+    work.set_defaults(handler=cmd_work)
+
+
+def _queue_list(value: Any, where: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(q, str) for q in items):
+        raise ConfigurationError(f"{where}: queues must be a list of names or 'a,b'")
+    queues = [q.strip() for q in items if q.strip()]
+    return None if not queues or "*" in queues else queues
+
+
+def build_settings(args: argparse.Namespace) -> SupervisorSettings:
+    project = find_project_settings()
+    apps = list(args.app) or list(project.values.get("apps", []))
+    database_url = resolve_database_url(args.database_url)
+    timing: dict[str, Any] = dict(timing_from_environment())
+    for key in ("heartbeat_interval", "dead_threshold", "poll_interval", "shutdown_timeout"):
+        if getattr(args, key) is not None:
+            timing[key] = getattr(args, key)
+    base = WorkerSettings(
+        database_url=database_url,
+        apps=apps,
+        burst=args.burst,
+        max_jobs=args.max_jobs,
+        max_memory_mb=args.max_memory_mb,
+        sqlite_synchronous=args.sqlite_synchronous,
+        log_level=args.log_level,
+        **timing,
+    )
+    declared = project.values.get("workers")
+    groups: list[tuple[WorkerSettings, int]] = []
+    if declared and args.queues is None and args.processes is None and args.threads is None:
+        if not isinstance(declared, list):
+            raise ConfigurationError("[tool.jobqueue] workers must be an array of tables")
+        for index, group in enumerate(declared):
+            where = f"[[tool.jobqueue.workers]] #{index + 1}"
+            settings = WorkerSettings(
+                **{
+                    **base.__dict__,
+                    "queues": _queue_list(group.get("queues"), where),
+                    "threads": int(group.get("threads", DEFAULT_THREADS)),
+                }
+            )
+            groups.append((settings.validate(), int(group.get("processes", 1))))
+    else:
+        settings = WorkerSettings(
+            **{
+                **base.__dict__,
+                "queues": _queue_list(args.queues, "--queues"),
+                "threads": args.threads or DEFAULT_THREADS,
+            }
+        )
+        groups.append((settings.validate(), args.processes if args.processes is not None else 1))
+    if any(count < 1 for _, count in groups):
+        raise ConfigurationError("--processes must be at least 1")
+    return SupervisorSettings(
+        groups=groups,
+        database_url=database_url,
+        heartbeat_interval=timing["heartbeat_interval"],
+        dead_threshold=timing["dead_threshold"],
+        shutdown_timeout=timing["shutdown_timeout"],
+        burst=args.burst,
+    )
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    settings = build_settings(args)
+    # Import the apps here too, so a typo fails now with one clear line, not in every child.
+    import_apps(settings.groups[0][0].apps)
+    return Supervisor(settings).run()

@@ -1,0 +1,202 @@
+"""Running one claimed job and deciding what its attempt means.
+
+Shared by the worker and by :mod:`jobqueue.testing`, so a job behaves the same in both. The
+decision (retry at a time, fail, cancel) is made here; writing it is the caller's, fenced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from jobqueue.registry import JobDefinition, registry
+from jobqueue.retry import FailJob, RetryJob, backoff_delay
+from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
+from jobqueue.serialization import decode_arguments
+from jobqueue.store import ClaimedJob
+
+log = structlog.get_logger("jobqueue.worker")
+
+MAX_ERROR_CHARS = 32_000
+
+_current_job: ContextVar[ClaimedJob | None] = ContextVar("jobqueue_current_job", default=None)
+
+_global_failure_hooks: list[Callable[..., Any]] = []
+_global_retry_hooks: list[Callable[..., Any]] = []
+
+
+def current_job() -> ClaimedJob | None:
+    """The job this code runs in (id, name, queue, attempts), or None outside a job."""
+    return _current_job.get()
+
+
+def on_failure(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """Register ``hook(job, error)`` for every job whose attempt failed for good."""
+    _global_failure_hooks.append(hook)
+    return hook
+
+
+def on_retry(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """Register ``hook(job, error)`` for every failed attempt that will be retried."""
+    _global_retry_hooks.append(hook)
+    return hook
+
+
+class JobTimeoutError(Exception):
+    """The attempt ran longer than the job's ``timeout``."""
+
+
+class WorkerLostError(Exception):
+    """The process running the attempt died or was declared dead."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt came to: ``succeeded``, or a failure with the status to write."""
+
+    status: str  # succeeded | pending (retry) | failed | cancelled
+    error: str | None = None
+    retry_at: datetime | None = None
+    exception: BaseException | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCEEDED
+
+
+SUCCESS = Outcome(SUCCEEDED)
+
+
+def format_error(error: BaseException) -> str:
+    """The error as JSON ``{"type", "message", "traceback"}``, truncated to a bounded size."""
+    kind = type(error)
+    text = "".join(traceback.format_exception(error))
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS // 4] + "\n...\n" + text[-MAX_ERROR_CHARS // 2 :]
+    message = str(error)[:4000]
+    return json.dumps(
+        {"type": f"{kind.__module__}.{kind.__qualname__}", "message": message, "traceback": text}
+    )
+
+
+def worker_lost_error(job: ClaimedJob) -> str:
+    message = (
+        f"the process {job.claimed_by} running attempt {job.attempts} died or was declared "
+        "dead (no heartbeat), so the attempt was interrupted"
+    )
+    return json.dumps({"type": "jobqueue.WorkerLost", "message": message, "traceback": ""})
+
+
+def resolve(job: ClaimedJob) -> tuple[JobDefinition, list[Any], dict[str, Any]]:
+    """The registered definition and decoded arguments; raises for an unknown name or bad row."""
+    definition = registry.get(job.name)
+    args, kwargs = decode_arguments(job.args_json)
+    return definition, args, kwargs
+
+
+@contextmanager
+def job_context(job: ClaimedJob) -> Iterator[None]:
+    """Bind the job to the logging context and to :func:`current_job` while it runs."""
+    token = _current_job.set(job)
+    with structlog.contextvars.bound_contextvars(
+        job_id=job.id, job_name=job.name, queue=job.queue, attempt=job.attempts
+    ):
+        try:
+            yield
+        finally:
+            _current_job.reset(token)
+
+
+def run_sync(job: ClaimedJob) -> Outcome:
+    """Run a job to completion in this thread (async jobs on a private event loop)."""
+    with job_context(job):
+        try:
+            definition, args, kwargs = resolve(job)
+            target = definition.callable_for_run()
+            if definition.is_async:
+                asyncio.run(_with_timeout(target(*args, **kwargs), definition.options.timeout))
+            else:
+                target(*args, **kwargs)
+        except BaseException as error:
+            return decide(job, error)
+        return SUCCESS
+
+
+async def run_async(job: ClaimedJob) -> Outcome:
+    """Run an ``async def`` job on the current event loop, with its timeout."""
+    with job_context(job):
+        try:
+            definition, args, kwargs = resolve(job)
+            target = definition.callable_for_run()
+            await _with_timeout(target(*args, **kwargs), definition.options.timeout)
+        except asyncio.CancelledError as error:
+            return decide(job, JobTimeoutError(f"cancelled: {error}"))
+        except BaseException as error:
+            return decide(job, error)
+        return SUCCESS
+
+
+async def _with_timeout(awaitable: Any, timeout: float | None) -> Any:
+    if timeout is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(timeout):
+            return await awaitable
+    except TimeoutError:
+        raise JobTimeoutError(f"the job ran longer than its timeout of {timeout:g} s") from None
+
+
+def decide(job: ClaimedJob, error: BaseException, now: datetime | None = None) -> Outcome:
+    """Turn a failed attempt into an outcome: retry (pending at a time), failed, or cancelled."""
+    now = now or datetime.now(UTC)
+    definition = registry.find(job.name)
+    options = definition.options if definition is not None else None
+    text = format_error(error)
+    exhausted = job.failed_attempts + 1 >= job.max_attempts
+    if isinstance(error, FailJob):
+        return Outcome(FAILED, text, None, error)
+    if options is not None and options.discard_on and isinstance(error, options.discard_on):
+        return Outcome(CANCELLED, text, None, error)
+    if (
+        options is not None
+        and options.retry_on is not None
+        and not isinstance(error, (*options.retry_on, RetryJob))
+    ):
+        return Outcome(FAILED, text, None, error)
+    if exhausted:
+        return Outcome(FAILED, text, None, error)
+    retry_at = error.retry_at(now) if isinstance(error, RetryJob) else None
+    if retry_at is None:
+        delay = backoff_delay(job.failed_attempts + 1, options.backoff if options else None)
+        retry_at = now + timedelta(seconds=delay)
+    return Outcome(PENDING, text, retry_at, error)
+
+
+def run_hooks(job: ClaimedJob, outcome: Outcome) -> None:
+    """Call the job's and the global on_failure/on_retry hooks; a hook's error is only logged."""
+    if outcome.succeeded or outcome.exception is None:
+        return
+    definition = registry.find(job.name)
+    retrying = outcome.status == PENDING
+    hooks: list[Callable[..., Any]] = []
+    if definition is not None:
+        own = definition.options.on_retry if retrying else definition.options.on_failure
+        if own is not None:
+            hooks.append(own)
+    hooks.extend(_global_retry_hooks if retrying else _global_failure_hooks)
+    for hook in hooks:
+        try:
+            hook(job, outcome.exception)
+        except Exception as error:
+            log.error(
+                "hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), error=repr(error)
+            )

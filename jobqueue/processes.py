@@ -1,0 +1,132 @@
+"""The ``job_processes`` table: who is alive, by heartbeat on the database's clock.
+
+Every supervisor and worker registers under a fresh ULID each time it starts. A process is
+dead when its heartbeat is older than the threshold (measured with the database clock, so a
+host with a skewed clock is not declared dead), or when it ran on this host and its pid is
+gone. Its row is then deleted, which orphans the jobs it held for :mod:`jobqueue.maintenance`
+to rescue, and tells the process itself (if it comes back) that it must stop.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from jobqueue.db import db_now, db_now_minus
+from jobqueue.schema import job_processes
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    id: str
+    kind: str
+    hostname: str
+    pid: int
+    supervisor_id: str | None
+    queues: str | None
+    started_at: datetime
+    last_heartbeat_at: datetime
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def register(
+    connection: Connection,
+    *,
+    process_id: str,
+    kind: str,
+    queues: Sequence[str] | None = None,
+    supervisor_id: str | None = None,
+) -> None:
+    now = db_now(connection.dialect.name)
+    connection.execute(
+        insert(job_processes).values(
+            id=process_id,
+            kind=kind,
+            hostname=hostname(),
+            pid=os.getpid(),
+            supervisor_id=supervisor_id,
+            queues=",".join(queues) if queues is not None else "*",
+            started_at=now,
+            last_heartbeat_at=now,
+        )
+    )
+
+
+def heartbeat(connection: Connection, process_id: str) -> bool:
+    """Refresh the heartbeat; False means the row is gone: this process was declared dead."""
+    result = connection.execute(
+        update(job_processes)
+        .where(job_processes.c.id == process_id)
+        .values(last_heartbeat_at=db_now(connection.dialect.name))
+    )
+    return bool(result.rowcount == 1)
+
+
+def deregister(connection: Connection, process_id: str) -> None:
+    connection.execute(delete(job_processes).where(job_processes.c.id == process_id))
+
+
+def all_processes(connection: Connection) -> list[ProcessRow]:
+    rows = connection.execute(select(job_processes).order_by(job_processes.c.id)).mappings()
+    return [ProcessRow(**row) for row in rows]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process on this host (a zombie, killed but not yet reaped by
+    an init that does not reap, counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def delete_dead(connection: Connection, *, threshold_seconds: float) -> list[ProcessRow]:
+    """Delete the rows of dead processes and return them.
+
+    Dead: heartbeat older than the threshold, or on this host with its pid gone. The delete
+    repeats the staleness condition, so a process that heartbeats in the meantime survives.
+    """
+    dialect = connection.dialect.name
+    stale = job_processes.c.last_heartbeat_at < db_now_minus(dialect, threshold_seconds)
+    here = hostname()
+    dead: list[ProcessRow] = []
+    candidates = connection.execute(
+        select(job_processes).where(stale | (job_processes.c.hostname == here))
+    ).mappings()
+    for row in [ProcessRow(**r) for r in candidates]:
+        gone = row.hostname == here and not pid_alive(row.pid)
+        condition = job_processes.c.id == row.id
+        if not gone:
+            condition = condition & stale
+        if connection.execute(delete(job_processes).where(condition)).rowcount == 1:
+            dead.append(row)
+    return dead
+
+
+def delete_process(connection: Connection, process_id: str) -> ProcessRow | None:
+    """Delete one process row (the supervisor saw that child exit)."""
+    row = (
+        connection.execute(select(job_processes).where(job_processes.c.id == process_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    connection.execute(delete(job_processes).where(job_processes.c.id == process_id))
+    return ProcessRow(**row)

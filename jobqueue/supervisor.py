@@ -1,0 +1,232 @@
+"""``jobrunner work``: a supervisor that starts worker processes, restarts those that die, runs
+the maintenance duties, and passes signals on.
+
+Workers are started with ``subprocess`` (``python -m jobqueue._worker_main``), never ``fork``:
+no inherited pooled connections or threads. Each child gets a fresh process id from the
+supervisor, so when a child exits the supervisor rescues its jobs at once instead of waiting
+for its heartbeat to expire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from types import FrameType
+
+import structlog
+from ulid import ULID
+
+from jobqueue import maintenance, processes
+from jobqueue.db import mask_url
+from jobqueue.errors import JobQueueError
+from jobqueue.queue import JobQueue
+from jobqueue.settings import WorkerSettings
+from jobqueue.worker import EXIT_OK
+
+log = structlog.get_logger("jobqueue.supervisor")
+
+_TICK = 0.1
+_MAX_RESTART_DELAY = 30.0
+
+
+@dataclass
+class Child:
+    settings: WorkerSettings
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restart_delay: float = 0.0
+    restart_at: float = 0.0
+    done: bool = False  # burst: exited cleanly, not restarted
+
+
+@dataclass
+class SupervisorSettings:
+    groups: list[tuple[WorkerSettings, int]]  # (worker settings, number of processes)
+    database_url: str
+    heartbeat_interval: float
+    dead_threshold: float
+    shutdown_timeout: float
+    burst: bool = False
+    process_id: str = field(default_factory=lambda: str(ULID()))
+
+
+class Supervisor:
+    def __init__(self, settings: SupervisorSettings) -> None:
+        self.settings = settings
+        self.process_id = settings.process_id
+        self.jobqueue = JobQueue(settings.database_url)
+        self.children: list[Child] = []
+        self._signals = 0
+        self._stopping = False
+        self._forwarded_quit = False
+        self._stop_deadline = 0.0
+
+    def run(self) -> int:
+        self._install_signal_handlers()
+        self.jobqueue.verify_schema()
+        with self.jobqueue.transaction() as connection:
+            processes.register(connection, process_id=self.process_id, kind="supervisor")
+        log.info(
+            "process_started",
+            kind="supervisor",
+            process_id=self.process_id,
+            pid=os.getpid(),
+            database=mask_url(self.settings.database_url),
+            workers=sum(count for _, count in self.settings.groups),
+            burst=self.settings.burst,
+        )
+        # After a power loss or kill -9, rows of this host's dead pids go at once.
+        self._maintain()
+        for worker_settings, count in self.settings.groups:
+            for _ in range(count):
+                child = Child(replace(worker_settings, supervisor_id=self.process_id))
+                self.children.append(child)
+                self._spawn(child)
+        next_heartbeat = next_maintenance = time.monotonic()
+        try:
+            while True:
+                self._handle_signals()
+                self._reap()
+                if all(
+                    child.process is None and (child.done or self._stopping)
+                    for child in self.children
+                ):
+                    break
+                now = time.monotonic()
+                if self._stopping and now > self._stop_deadline:
+                    self._kill_remaining()
+                if not self._stopping:
+                    self._restart_due(now)
+                if now >= next_heartbeat:
+                    next_heartbeat = now + self.settings.heartbeat_interval
+                    self._heartbeat()
+                if now >= next_maintenance:
+                    next_maintenance = now + self.settings.heartbeat_interval
+                    self._maintain()
+                time.sleep(_TICK)
+        finally:
+            self._maintain()
+            try:
+                with self.jobqueue.transaction() as connection:
+                    processes.deregister(connection, self.process_id)
+            except Exception as error:
+                log.warning("deregister_failed", process_id=self.process_id, error=str(error))
+            log.info("process_stopped", kind="supervisor", process_id=self.process_id)
+            self.jobqueue.close()
+        return 0
+
+    # -- children ----------------------------------------------------------------------------
+
+    def _spawn(self, child: Child) -> None:
+        child.settings = replace(child.settings, process_id=str(ULID()))
+        child.process = subprocess.Popen(
+            [sys.executable, "-m", "jobqueue._worker_main", child.settings.to_json()],
+        )
+        child.started_at = time.monotonic()
+        log.info(
+            "worker_started",
+            process_id=child.settings.process_id,
+            pid=child.process.pid,
+            queues=child.settings.queues or "*",
+            threads=child.settings.threads,
+        )
+
+    def _reap(self) -> None:
+        for child in self.children:
+            if child.process is None or child.process.poll() is None:
+                continue
+            code = child.process.returncode
+            process_id = child.settings.process_id
+            child.process = None
+            level = log.info if code in (EXIT_OK, 75) else log.warning
+            level("worker_exited", process_id=process_id, exit_code=code)
+            self._forget(process_id)
+            if self.settings.burst and code == EXIT_OK:
+                child.done = True
+                continue
+            # Restart, backing off if it keeps dying right after starting.
+            lived = time.monotonic() - child.started_at
+            child.restart_delay = (
+                0.0 if lived > 10 else min(max(child.restart_delay * 2, 0.25), _MAX_RESTART_DELAY)
+            )
+            child.restart_at = time.monotonic() + child.restart_delay
+
+    def _restart_due(self, now: float) -> None:
+        for child in self.children:
+            if child.process is None and not child.done and now >= child.restart_at:
+                self._spawn(child)
+
+    def _forget(self, process_id: str | None) -> None:
+        """The child is gone: drop its row and rescue whatever it still held."""
+        if process_id is None:
+            return
+        try:
+            with self.jobqueue.transaction() as connection:
+                processes.delete_process(connection, process_id)
+            maintenance.rescue_orphans(self.jobqueue)
+        except Exception as error:
+            log.warning("rescue_failed", error=str(error).splitlines()[0])
+
+    def _kill_remaining(self) -> None:
+        for child in self.children:
+            if child.process is not None and child.process.poll() is None:
+                log.warning(
+                    "worker_killed", process_id=child.settings.process_id, pid=child.process.pid
+                )
+                child.process.kill()
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self._signals += 2 if signum == signal.SIGQUIT else 1
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(signum, on_signal)
+
+    def _handle_signals(self) -> None:
+        if self._signals == 0:
+            return
+        if not self._stopping:
+            self._stopping = True
+            # Children get their shutdown timeout, plus a margin to release and deregister.
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout + 10
+            log.info("process_stopping", kind="supervisor", process_id=self.process_id)
+            self._send(signal.SIGTERM)
+        if self._signals >= 2 and not self._forwarded_quit:
+            self._forwarded_quit = True
+            self._send(signal.SIGQUIT)
+
+    def _send(self, signum: int) -> None:
+        for child in self.children:
+            if child.process is not None and child.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.send_signal(signum)
+
+    # -- duties ------------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        try:
+            with self.jobqueue.transaction() as connection:
+                if not processes.heartbeat(connection, self.process_id):
+                    # A supervisor holds no jobs: if it was reaped, it simply registers again.
+                    processes.register(connection, process_id=self.process_id, kind="supervisor")
+        except Exception as error:
+            log.warning(
+                "heartbeat_failed", process_id=self.process_id, error=str(error).splitlines()[0]
+            )
+
+    def _maintain(self) -> None:
+        try:
+            maintenance.rescue(self.jobqueue, threshold_seconds=self.settings.dead_threshold)
+        except (JobQueueError, Exception) as error:
+            log.warning("maintenance_failed", error=str(error).splitlines()[0])

@@ -1,0 +1,82 @@
+"""Helpers for your own test suite.
+
+``inline()``: inside the block, enqueue runs each job at once in the calling thread (no
+database, no worker) and lets its exceptions propagate, for tests that only care about what a
+job does. ``drain()``: run every due job in-process, against the real database and through the
+same code path as a worker (claim, run, fenced write, retries), for tests that care about the
+queue too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from ulid import ULID
+
+from jobqueue import execution, processes, store
+from jobqueue.queue import JobQueue, get_default_queue, inline_mode
+from jobqueue.registry import registry
+from jobqueue.serialization import decode_arguments
+from jobqueue.writer import OutcomeWriter, Record
+
+
+@contextmanager
+def inline() -> Iterator[None]:
+    """Run jobs at enqueue time, in-process, for the duration of the block."""
+    token = inline_mode.set(True)
+    try:
+        yield
+    finally:
+        inline_mode.reset(token)
+
+
+def run_inline(rows: Sequence[dict[str, Any]]) -> None:
+    for row in rows:
+        definition = registry.get(row["name"])
+        args, kwargs = decode_arguments(row["args"])
+        result = definition.callable_for_run()(*args, **kwargs)
+        if definition.is_async:
+            asyncio.run(result)
+
+
+def drain(
+    jobqueue: JobQueue | None = None,
+    *,
+    queues: Sequence[str] | None = None,
+    max_jobs: int | None = None,
+) -> Counter[str]:
+    """Run due jobs one at a time until none is due; returns a count per outcome status
+    (``succeeded``, ``pending`` for a scheduled retry, ``failed``, ``cancelled``)."""
+    jobqueue = jobqueue or get_default_queue()
+    jobqueue.verify_schema()
+    process_id = str(ULID())
+    counts: Counter[str] = Counter()
+    writer = OutcomeWriter(jobqueue, process_id)
+    with jobqueue.transaction() as connection:
+        processes.register(connection, process_id=process_id, kind="drain", queues=queues)
+    try:
+        while max_jobs is None or sum(counts.values()) < max_jobs:
+            with jobqueue.transaction() as connection:
+                claimed = store.claim_jobs(
+                    connection,
+                    process_id=process_id,
+                    queues=list(queues) if queues is not None else None,
+                    limit=1,
+                    now=datetime.now(UTC),
+                )
+            if not claimed:
+                break
+            job = claimed[0]
+            outcome = execution.run_sync(job)
+            execution.run_hooks(job, outcome)
+            writer.write_now([Record(job, outcome)])
+            counts[outcome.status] += 1
+    finally:
+        with jobqueue.transaction() as connection:
+            processes.deregister(connection, process_id)
+    return counts

@@ -1,0 +1,77 @@
+"""Jobs for the acceptance tests. Each writes a ledger row keyed by (job id, attempt), so a test
+can count exactly how often each job ran. Imported by real ``jobrunner work`` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from jobqueue import current_job, get_default_queue, job
+
+LEDGER = "test_ledger"
+
+
+def write_ledger(tag: str) -> int:
+    """Insert this attempt's row; returns the attempt number."""
+    current = current_job()
+    assert current is not None
+    with get_default_queue().transaction() as connection:
+        connection.execute(
+            text(
+                f"INSERT INTO {LEDGER} (job_id, attempt, tag, pid, at) "
+                "VALUES (:job_id, :attempt, :tag, :pid, :at)"
+            ),
+            {
+                "job_id": current.id,
+                "attempt": current.attempts,
+                "tag": tag,
+                "pid": os.getpid(),
+                "at": datetime.now(UTC).isoformat(),
+            },
+        )
+    return current.attempts
+
+
+@job(name="ledger.record")
+def record(tag: str = "") -> None:
+    write_ledger(tag)
+
+
+@job(name="ledger.record_async")
+async def record_async(tag: str = "") -> None:
+    await asyncio.sleep(0)
+    write_ledger(tag)
+
+
+@job(name="ledger.slow_first_attempt")
+def slow_first_attempt(seconds: float) -> None:
+    if write_ledger("slow") == 1:
+        time.sleep(seconds)
+
+
+@job(name="ledger.sleep")
+def sleep(seconds: float) -> None:
+    write_ledger("sleep")
+    time.sleep(seconds)
+
+
+@job(name="ledger.fail_twice", backoff=0.3)
+def fail_twice() -> None:
+    if write_ledger("flaky") <= 2:
+        raise ConnectionError("transient trouble")
+
+
+@job(name="ledger.sync_timeout", timeout=0.5, max_attempts=1)
+def sync_timeout() -> None:
+    write_ledger("sync_timeout")
+    time.sleep(2)
+
+
+@job(name="ledger.async_timeout", timeout=0.5, max_attempts=1)
+async def async_timeout() -> None:
+    write_ledger("async_timeout")
+    await asyncio.sleep(30)

@@ -1,0 +1,252 @@
+"""``jobrunner work`` as a real subprocess against each backend: crashes, signals, retries,
+schedules, timeouts and recycling. Waits are on conditions with deadlines, never bare sleeps."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import ledger_jobs
+import pytest
+from sqlalchemy import text
+
+from jobqueue import JobQueue
+from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
+
+from backends import scale_factor
+
+HERE = Path(__file__).parent
+FAST = {
+    "JOBQUEUE_HEARTBEAT_INTERVAL": "0.2",
+    "JOBQUEUE_DEAD_THRESHOLD": "1.5",
+    "JOBQUEUE_POLL_INTERVAL": "0.2",
+    "JOBQUEUE_LOG_LEVEL": "INFO",
+}
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Work:
+    """A `jobrunner work` supervisor in its own process group, output kept in a file."""
+
+    def __init__(self, url: str, log: Path, *args: str) -> None:
+        self.log = log
+        env = {**os.environ, **FAST, "JOBQUEUE_DATABASE_URL": url}
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "jobqueue", "work", "--app", "ledger_jobs", *args],
+                cwd=HERE,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def signal_group(self, signum: int) -> None:
+        os.killpg(self.process.pid, signum)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.process.wait()
+            pytest.fail(f"jobrunner work did not exit within {timeout} s:\n{self.output()[-4000:]}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        found = []
+        for line in self.output().splitlines():
+            if line.startswith("{") and f'"{name}"' in line:
+                event = json.loads(line)
+                if event.get("event") == name:
+                    found.append(event)
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.signal_group(signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def ledger(jq: JobQueue) -> Iterator[Callable[[], list[tuple[str, int, str]]]]:
+    with jq.transaction() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {ledger_jobs.LEDGER}"))
+        connection.execute(
+            text(
+                f"CREATE TABLE {ledger_jobs.LEDGER} (job_id VARCHAR(26) NOT NULL, attempt INTEGER "
+                "NOT NULL, tag VARCHAR(50), pid INTEGER, at VARCHAR(40))"
+            )
+        )
+
+    def rows() -> list[tuple[str, int, str]]:
+        with jq.transaction(read_only=True) as connection:
+            result = connection.execute(
+                text(f"SELECT job_id, attempt, at FROM {ledger_jobs.LEDGER} ORDER BY at")
+            )
+            return [(r[0], int(r[1]), str(r[2])) for r in result]
+
+    yield rows
+    with jq.transaction() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {ledger_jobs.LEDGER}"))
+
+
+@pytest.fixture
+def work(jq: JobQueue, tmp_path: Path) -> Iterator[Callable[..., Work]]:
+    started: list[Work] = []
+
+    def start(*args: str) -> Work:
+        runner = Work(jq.database_url, tmp_path / f"work{len(started)}.log", *args)
+        started.append(runner)
+        return runner
+
+    yield start
+    for runner in started:
+        runner.stop()
+
+
+def status(jq: JobQueue, job_id: str) -> str:
+    row = jq.get_job(job_id)
+    assert row is not None
+    return row.status
+
+
+def test_kill_9_of_the_whole_group_then_restart_resumes_the_job(jq, ledger, work) -> None:
+    handle = ledger_jobs.slow_first_attempt.using(jobqueue=jq).enqueue(60)
+    first = work("--threads", "2")
+    wait_until(lambda: ledger(), 30, "the job to start")
+    first.signal_group(signal.SIGKILL)
+    first.process.wait(timeout=10)
+    assert status(jq, handle.id) == RUNNING  # nobody was left to say otherwise
+    second = work("--burst")
+    assert second.wait(60) == 0, second.output()[-3000:]
+    row = jq.get_job(handle.id)
+    assert row is not None
+    assert (row.status, row.attempts, row.failed_attempts) == (SUCCEEDED, 2, 1)
+    assert "WorkerLost" in (row.last_error or "")
+    assert [attempt for _, attempt, _ in ledger()] == [1, 2]
+    assert jq.count_jobs(status=RUNNING) == 0
+    with jq.transaction(read_only=True) as connection:
+        assert connection.execute(text("SELECT count(*) FROM job_processes")).scalar() == 0
+
+
+def test_sigterm_releases_a_job_that_outlives_the_shutdown_timeout(jq, ledger, work) -> None:
+    handle = ledger_jobs.sleep.using(jobqueue=jq).enqueue(60)
+    runner = work("--shutdown-timeout", "1")
+    wait_until(lambda: ledger(), 30, "the job to start")
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0, runner.output()[-3000:]
+    row = jq.get_job(handle.id)
+    assert row is not None
+    assert (row.status, row.attempts, row.failed_attempts) == (PENDING, 1, 0)
+    assert runner.events("job_released")
+
+
+def test_a_job_failing_twice_then_succeeding_takes_three_attempts_with_growing_gaps(
+    jq, ledger, work
+) -> None:
+    handle = ledger_jobs.fail_twice.using(jobqueue=jq).enqueue()
+    runner = work()
+    wait_until(lambda: status(jq, handle.id) == SUCCEEDED, 60, "the job to succeed")
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0
+    row = jq.get_job(handle.id)
+    assert row is not None and (row.attempts, row.failed_attempts) == (3, 2)
+    times = [datetime.fromisoformat(at) for _, _, at in ledger()]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 2
+    assert gaps[0] >= 0.3 and gaps[1] >= 0.6 and gaps[1] > gaps[0]
+
+
+def test_a_job_scheduled_ahead_does_not_start_early(jq, ledger, work) -> None:
+    handle = ledger_jobs.record.using(jobqueue=jq).enqueue_in(timedelta(seconds=2), "later")
+    runner = work()
+    wait_until(lambda: ledger(), 30, "the scheduled job to run")
+    started = datetime.fromisoformat(ledger()[0][2])
+    assert started >= handle.scheduled_for
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0
+
+
+def test_three_processes_run_every_job_exactly_once(jq, ledger, work) -> None:
+    count = max(300, int(3000 * scale_factor()))
+    calls = [
+        (ledger_jobs.record_async if i % 3 == 0 else ledger_jobs.record).call(str(i))
+        for i in range(count)
+    ]
+    jq.enqueue_many(calls)
+    runner = work("--processes", "3", "--threads", "4", "--burst")
+    assert runner.wait(300) == 0, runner.output()[-3000:]
+    executions = Counter(job_id for job_id, _, _ in ledger())
+    assert len(executions) == count
+    assert set(executions.values()) == {1}
+    assert jq.count_jobs(status=SUCCEEDED) == count
+    assert len({event["pid"] for event in runner.events("worker_started")}) == 3
+
+
+def test_sync_and_async_timeouts_fail_the_attempt(jq, ledger, work) -> None:
+    sync = ledger_jobs.sync_timeout.using(jobqueue=jq).enqueue()
+    async_ = ledger_jobs.async_timeout.using(jobqueue=jq).enqueue()
+    runner = work("--burst")
+    assert runner.wait(60) == 0, runner.output()[-3000:]
+    for handle in (sync, async_):
+        row = jq.get_job(handle.id)
+        assert row is not None and row.status == FAILED
+        error = json.loads(row.last_error or "{}")
+        assert error["type"] == "jobqueue.execution.JobTimeoutError"
+        assert "0.5 s" in error["message"]
+
+
+def test_an_unknown_job_name_fails_its_attempt_and_the_worker_carries_on(jq, ledger, work) -> None:
+    ghost = jq.enqueue("ghost.job", 1)
+    real = ledger_jobs.record.using(jobqueue=jq).enqueue("real")
+    runner = work("--burst")
+    assert runner.wait(60) == 0, runner.output()[-3000:]
+    row = jq.get_job(ghost.id)
+    assert row is not None and (row.status, row.failed_attempts) == (PENDING, 1)
+    assert "UnknownJobError" in (row.last_error or "")
+    assert status(jq, real.id) == SUCCEEDED
+
+
+def test_max_jobs_recycling_loses_nothing(jq, ledger, work) -> None:
+    jq.enqueue_many([ledger_jobs.record.call(str(i)) for i in range(120)])
+    runner = work("--threads", "2", "--max-jobs", "25", "--burst")
+    assert runner.wait(120) == 0, runner.output()[-3000:]
+    executions = Counter(job_id for job_id, _, _ in ledger())
+    assert len(executions) == 120 and set(executions.values()) == {1}
+    assert len(runner.events("worker_started")) >= 5
+
+
+def test_a_worker_declared_dead_stops_and_its_job_is_run_again(jq, ledger, work) -> None:
+    from jobqueue.maintenance import rescue_orphans
+
+    handle = ledger_jobs.slow_first_attempt.using(jobqueue=jq).enqueue(3)
+    runner = work()
+    wait_until(lambda: ledger(), 30, "the job to start")
+    with jq.transaction() as connection:  # as if its heartbeat had expired
+        connection.execute(text("DELETE FROM job_processes WHERE kind = 'worker'"))
+    assert rescue_orphans(jq) == 1
+    wait_until(lambda: status(jq, handle.id) == SUCCEEDED, 60, "the job to succeed")
+    row = jq.get_job(handle.id)
+    assert row is not None and (row.attempts, row.failed_attempts) == (2, 1)
+    wait_until(lambda: runner.events("process_found_declared_dead"), 30, "the worker to notice")
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0

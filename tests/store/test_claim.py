@@ -1,0 +1,212 @@
+"""Claim, finish, release and rescue at the store level, on every backend."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from jobqueue import JobCall, JobQueue, processes, store
+from jobqueue.maintenance import rescue, rescue_orphans
+from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
+
+
+def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | None = None):
+    """Claim as ``process_id``, registering it first if it is not registered yet."""
+    with jq.transaction() as connection:
+        known = {row.id for row in processes.all_processes(connection)}
+        if process_id not in known:
+            processes.register(connection, process_id=process_id, kind="worker")
+    with jq.transaction() as connection:
+        return store.claim_jobs(
+            connection, process_id=process_id, queues=queues, limit=limit, now=datetime.now(UTC)
+        )
+
+
+def register(jq: JobQueue, process_id: str) -> None:
+    with jq.transaction() as connection:
+        processes.register(connection, process_id=process_id, kind="worker")
+
+
+def test_a_process_without_a_row_claims_nothing(jq: JobQueue) -> None:
+    jq.enqueue_many([JobCall("a")])
+    with jq.transaction() as connection:
+        jobs = store.claim_jobs(
+            connection, process_id="declared-dead", queues=None, limit=5, now=datetime.now(UTC)
+        )
+    assert jobs == []
+    assert jq.count_jobs(status=PENDING) == 1
+
+
+def test_claim_takes_due_jobs_by_priority_then_time(jq: JobQueue) -> None:
+    now = datetime.now(UTC)
+    jq.enqueue_many(
+        [
+            JobCall("a", args=(1,), priority=5),
+            JobCall("a", args=(2,), priority=-1),
+            JobCall("a", args=(3,), scheduled_for=now - timedelta(minutes=1)),
+            JobCall("a", args=(4,), scheduled_for=now + timedelta(hours=1)),
+        ]
+    )
+    jobs = claim(jq, "p1")
+    assert [job.args_json for job in jobs] == [
+        '{"args":[2]}',
+        '{"args":[3]}',
+        '{"args":[1]}',
+    ]
+    assert all(job.attempts == 1 and job.claimed_by == "p1" for job in jobs)
+    row = jq.get_job(jobs[0].id)
+    assert row is not None and row.status == RUNNING and row.started_at is not None
+
+
+def test_claim_respects_queue_order_and_limit(jq: JobQueue) -> None:
+    jq.enqueue_many([JobCall("a", queue="low", priority=-100) for _ in range(3)])
+    jq.enqueue_many([JobCall("a", queue="high") for _ in range(3)])
+    jq.enqueue_many([JobCall("a", queue="other") for _ in range(3)])
+    jobs = claim(jq, "p1", limit=4, queues=["high", "low"])
+    assert [job.queue for job in jobs] == ["high", "high", "high", "low"]
+    assert jq.count_jobs(status=PENDING, queue="other") == 3
+
+
+def test_concurrent_claims_never_hand_a_job_to_two_workers(jq: JobQueue) -> None:
+    jq.enqueue_many([JobCall("a", args=(i,)) for i in range(300)])
+    seen: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        try:
+            while True:
+                jobs = claim(jq, name, limit=7)
+                if not jobs:
+                    return
+                with lock:
+                    seen.extend(job.id for job in jobs)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert len(seen) == 300 and len(set(seen)) == 300
+
+
+def test_completion_is_fenced_by_process_and_attempt(jq: JobQueue) -> None:
+    jq.enqueue_many([JobCall("a"), JobCall("a")])
+    first, second = claim(jq, "p1")
+    now = datetime.now(UTC)
+    with jq.transaction() as connection:
+        # Another process, or a stale attempt number, changes nothing.
+        assert (
+            store.complete_jobs(connection, process_id="p2", fences=[first.fence], now=now) == set()
+        )
+        stale = (first.id, first.attempts + 1)
+        assert store.complete_jobs(connection, process_id="p1", fences=[stale], now=now) == set()
+        done = store.complete_jobs(
+            connection, process_id="p1", fences=[first.fence, second.fence], now=now
+        )
+    assert done == {first.id, second.id}
+    with jq.transaction() as connection:
+        # A finished job is never resurrected by a late write.
+        assert (
+            store.complete_jobs(connection, process_id="p1", fences=[first.fence], now=now) == set()
+        )
+        assert not store.record_failure(
+            connection, first, error="late", retry_at=now, final_status=FAILED, now=now
+        )
+    row = jq.get_job(first.id)
+    assert row is not None and row.status == SUCCEEDED and row.last_error is None
+
+
+def test_failure_reschedules_or_fails(jq: JobQueue) -> None:
+    jq.enqueue_many([JobCall("a", max_attempts=2)])
+    (job,) = claim(jq, "p1")
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    with jq.transaction() as connection:
+        assert store.record_failure(
+            connection, job, error="e1", retry_at=later, final_status=FAILED, now=later
+        )
+    row = jq.get_job(job.id)
+    assert row is not None
+    assert (row.status, row.failed_attempts, row.scheduled_for) == (PENDING, 1, later)
+    assert claim(jq, "p1") == []  # not due yet
+
+
+def test_release_returns_jobs_without_counting_a_failure(jq: JobQueue) -> None:
+    jq.enqueue_many([JobCall("a")])
+    (job,) = claim(jq, "p1")
+    with jq.transaction() as connection:
+        assert (
+            store.release_jobs(
+                connection, process_id="p1", fences=[job.fence], now=datetime.now(UTC)
+            )
+            == 1
+        )
+    (again,) = claim(jq, "p2")
+    assert again.id == job.id and again.attempts == 2 and again.failed_attempts == 0
+
+
+def test_rescue_returns_orphaned_jobs_and_fails_exhausted_ones(jq: JobQueue) -> None:
+    register(jq, "alive")
+    jq.enqueue_many([JobCall("a", args=(1,)), JobCall("a", args=(2,), max_attempts=1)])
+    retried, exhausted = claim(jq, "ghost")
+    with jq.transaction() as connection:
+        processes.deregister(connection, "ghost")  # as if it died and was reaped
+    jq.enqueue_many([JobCall("a", args=(3,))])
+    (held,) = claim(jq, "alive")
+    assert rescue_orphans(jq) == 2
+    assert {jq.get_job(retried.id).status, jq.get_job(exhausted.id).status} == {PENDING, FAILED}  # type: ignore[union-attr]
+    row = jq.get_job(retried.id)
+    assert row is not None and row.failed_attempts == 1 and "WorkerLost" in (row.last_error or "")
+    assert jq.get_job(held.id).status == RUNNING  # type: ignore[union-attr]
+
+
+def test_dead_processes_are_detected_by_the_database_clock(jq: JobQueue) -> None:
+    register(jq, "silent")
+    jq.enqueue_many([JobCall("a")])
+    (job,) = claim(jq, "silent")
+    assert rescue(jq, threshold_seconds=3600) == 0  # heartbeat is fresh and the pid is ours
+    with jq.transaction() as connection:
+        connection.execute(
+            processes.job_processes.update().values(
+                last_heartbeat_at=datetime.now(UTC) - timedelta(minutes=5)
+            )
+        )
+    assert rescue(jq, threshold_seconds=60) == 1
+    with jq.transaction() as connection:
+        assert not processes.heartbeat(connection, "silent")  # it learns it was declared dead
+    assert jq.get_job(job.id).status == PENDING  # type: ignore[union-attr]
+
+
+def test_a_vanished_pid_on_this_host_is_dead_at_once(jq: JobQueue) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    register(jq, "exited")
+    with jq.transaction() as connection:
+        connection.execute(processes.job_processes.update().values(pid=int(gone.stdout)))
+    jq.enqueue_many([JobCall("a")])
+    claim(jq, "exited")
+    assert rescue(jq, threshold_seconds=3600) == 1
+
+
+def test_next_due_at_sees_the_earliest_pending_job(jq: JobQueue) -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=5)
+    jq.enqueue_many(
+        [
+            JobCall("a", queue="q1", scheduled_for=soon + timedelta(seconds=5)),
+            JobCall("a", queue="q2", scheduled_for=soon),
+        ]
+    )
+    with jq.transaction(read_only=True) as connection:
+        assert store.next_due_at(connection, None) == soon
+        assert store.next_due_at(connection, ["q1"]) == soon + timedelta(seconds=5)
+        assert store.next_due_at(connection, ["nothing"]) is None

@@ -1,0 +1,178 @@
+"""Running jobs through the worker's code path (``jobqueue.testing.drain``) on every backend."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobqueue import FailJob, Job, JobQueue, RetryJob, current_job, job, on_failure
+from jobqueue.execution import _global_failure_hooks
+from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
+from jobqueue.testing import drain, inline
+
+calls: list[object] = []
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    calls.clear()
+
+
+@job(name="exec.record")
+def record(value: object) -> None:
+    calls.append(value)
+
+
+@job(name="exec.boom", max_attempts=3, backoff=0)
+def boom() -> None:
+    raise ValueError("boom")
+
+
+@job(name="exec.async")
+async def async_record(value: object) -> None:
+    calls.append(("async", value))
+
+
+class Tagged(Job, name="exec.Tagged"):
+    def perform(self, tag: str) -> None:
+        current = current_job()
+        assert current is not None
+        calls.append((tag, current.name, current.attempts))
+
+
+def last_error(jq: JobQueue, job_id: str) -> dict[str, str]:
+    row = jq.get_job(job_id)
+    assert row is not None and row.last_error is not None
+    return json.loads(row.last_error)  # type: ignore[no-any-return]
+
+
+def test_success_is_recorded(jq: JobQueue) -> None:
+    handle = record.enqueue({"x": [1, 2]})
+    assert drain(jq) == {SUCCEEDED: 1}
+    row = jq.get_job(handle.id)
+    assert row is not None
+    assert (row.status, row.attempts, row.failed_attempts) == (SUCCEEDED, 1, 0)
+    assert row.finished_at is not None and calls == [{"x": [1, 2]}]
+
+
+def test_async_and_class_jobs_run(jq: JobQueue) -> None:
+    async_record.enqueue(1)
+    Tagged.enqueue("t")
+    assert drain(jq) == {SUCCEEDED: 2}
+    assert sorted(map(str, calls)) == sorted(map(str, [("async", 1), ("t", "exec.Tagged", 1)]))
+
+
+def test_failures_retry_until_max_attempts_then_fail(jq: JobQueue) -> None:
+    handle = boom.enqueue()  # backoff=0: each retry is due at once
+    assert drain(jq) == {PENDING: 2, FAILED: 1}
+    row = jq.get_job(handle.id)
+    assert row is not None and (row.status, row.attempts, row.failed_attempts) == (FAILED, 3, 3)
+    error = last_error(jq, handle.id)
+    assert error["type"] == "builtins.ValueError" and error["message"] == "boom"
+    assert "raise ValueError" in error["traceback"]
+
+
+def test_unknown_job_name_fails_the_attempt_and_is_retried(jq: JobQueue) -> None:
+    handle = jq.enqueue("not.registered.anywhere", 1)
+    assert drain(jq) == {PENDING: 1}  # the default backoff puts the retry in the future
+    error = last_error(jq, handle.id)
+    assert error["type"] == "jobqueue.errors.UnknownJobError"
+    assert "not.registered.anywhere" in error["message"]
+    row = jq.get_job(handle.id)
+    assert row is not None and row.scheduled_for > datetime.now(UTC)
+
+
+def test_arguments_that_do_not_fit_the_signature_fail_clearly(jq: JobQueue) -> None:
+    handle = record.enqueue(1, 2, 3)  # type: ignore[call-arg]
+    assert drain(jq) == {PENDING: 1}
+    assert "positional argument" in last_error(jq, handle.id)["message"]
+
+
+def test_undecodable_row_fails_the_attempt(jq: JobQueue) -> None:
+    handle = record.enqueue(1)
+    with jq.transaction() as connection:
+        connection.execute(
+            jq_table().update().where(jq_table().c.id == handle.id).values(args="{not json")
+        )
+    assert drain(jq) == {PENDING: 1}
+    assert "not valid JSON" in last_error(jq, handle.id)["message"]
+
+
+def jq_table():  # type: ignore[no-untyped-def]
+    from jobqueue.schema import job_queue
+
+    return job_queue
+
+
+def test_job_controls_its_retry(jq: JobQueue) -> None:
+    at = datetime.now(UTC) + timedelta(hours=3)
+
+    @job(name="exec.later")
+    def later() -> None:
+        raise RetryJob("rate limited", at=at)
+
+    @job(name="exec.never")
+    def never() -> None:
+        raise FailJob("bad input")
+
+    h1, h2 = later.enqueue(), never.enqueue()
+    assert drain(jq) == {PENDING: 1, FAILED: 1}
+    assert jq.get_job(h1.id).scheduled_for == at  # type: ignore[union-attr]
+    assert jq.get_job(h2.id).failed_attempts == 1  # type: ignore[union-attr]
+
+
+def test_retry_on_and_discard_on(jq: JobQueue) -> None:
+    @job(name="exec.picky", retry_on=ConnectionError, discard_on=(KeyError,))
+    def picky(kind: str) -> None:
+        raise {"conn": ConnectionError, "key": KeyError, "other": ValueError}[kind]("x")
+
+    ids = {kind: picky.enqueue(kind).id for kind in ("conn", "key", "other")}
+    assert drain(jq) == {PENDING: 1, CANCELLED: 1, FAILED: 1}
+    assert jq.get_job(ids["conn"]).status == PENDING  # type: ignore[union-attr]
+    assert jq.get_job(ids["key"]).status == CANCELLED  # type: ignore[union-attr]
+    assert jq.get_job(ids["other"]).status == FAILED  # type: ignore[union-attr]
+
+
+def test_system_exit_in_a_job_is_a_recorded_failure(jq: JobQueue) -> None:
+    @job(name="exec.exit", max_attempts=1)
+    def leaves() -> None:
+        raise SystemExit(3)
+
+    handle = leaves.enqueue()
+    assert drain(jq) == {FAILED: 1}
+    assert last_error(jq, handle.id)["type"] == "builtins.SystemExit"
+
+
+def test_hooks_are_called_and_their_errors_contained(jq: JobQueue) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def per_job(job: object, error: BaseException) -> None:
+        seen.append(("retry", type(error).__name__))
+
+    @job(name="exec.hooked", max_attempts=2, backoff=0, on_retry=per_job)
+    def hooked() -> None:
+        raise ValueError("x")
+
+    def global_hook(job: object, error: BaseException) -> None:
+        seen.append(("failure", type(error).__name__))
+        raise RuntimeError("a broken reporter")
+
+    on_failure(global_hook)
+    try:
+        hooked.enqueue()
+        drain(jq)
+        drain(jq)
+    finally:
+        _global_failure_hooks.remove(global_hook)
+    assert seen == [("retry", "ValueError"), ("failure", "ValueError")]
+
+
+def test_inline_mode_runs_at_enqueue_without_a_database() -> None:
+    with inline():
+        record.enqueue("now")
+        async_record.enqueue("too")
+        with pytest.raises(ValueError, match="boom"):
+            boom.enqueue()
+    assert calls == ["now", ("async", "too")]
