@@ -41,6 +41,13 @@ def add_work_parser(commands: Any) -> None:
         "--threads", type=int, help=f"threads per process (default {DEFAULT_THREADS})"
     )
     work.add_argument(
+        "--prefetch",
+        type=int,
+        metavar="N",
+        help="jobs claimed beyond the threads, so a batch is ready as threads free up "
+        "(default: as many as threads; 0 claims only for idle threads)",
+    )
+    work.add_argument(
         "--shutdown-timeout",
         type=float,
         metavar="S",
@@ -96,6 +103,7 @@ def build_settings(args: argparse.Namespace) -> SupervisorSettings:
         burst=args.burst,
         max_jobs=args.max_jobs,
         max_memory_mb=args.max_memory_mb,
+        prefetch=args.prefetch,
         sqlite_synchronous=args.sqlite_synchronous,
         log_level=args.log_level,
         **timing,

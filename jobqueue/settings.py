@@ -40,6 +40,7 @@ class WorkerSettings:
     apps: list[str] = field(default_factory=list)
     queues: list[str] | None = None  # None: every queue
     threads: int = DEFAULT_THREADS
+    prefetch: int | None = None  # claimed beyond the threads; None: as many as threads
     burst: bool = False
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     dead_threshold: float = DEFAULT_DEAD_THRESHOLD
@@ -56,6 +57,10 @@ class WorkerSettings:
     def validate(self) -> WorkerSettings:
         if self.threads < 1:
             raise ValueError(f"threads must be at least 1, not {self.threads}")
+        if self.prefetch is None:
+            self.prefetch = self.threads
+        if self.prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, not {self.prefetch}")
         if self.heartbeat_interval <= 0 or self.poll_interval <= 0:
             raise ValueError("heartbeat and poll intervals must be positive")
         if self.dead_threshold < 5 * self.heartbeat_interval:

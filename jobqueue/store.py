@@ -6,19 +6,32 @@ branches live here and in :mod:`jobqueue.db`, nowhere else.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, exists, func, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    exists,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.sql.elements import BindParameter
 
 from jobqueue.schema import (
     PENDING,
     RUNNING,
     SUCCEEDED,
     VERSION_TABLE,
+    UTCDateTime,
     job_processes,
     job_queue,
 )
@@ -156,14 +169,54 @@ _CLAIM_COLUMNS = (
 )
 
 
-def _due(queue: str | None, now: datetime, limit: int) -> Select[tuple[str]]:
-    query = select(job_queue.c.id).where(
-        job_queue.c.status == PENDING, job_queue.c.scheduled_for <= now
+# Statements on the hot path are built once with bound parameters, so SQLAlchemy compiles
+# each only once per dialect and a claim or completion costs just its round trip.
+_P_PROCESS = bindparam("process_id", type_=String())
+_P_NOW = bindparam("now", type_=UTCDateTime())
+_P_LIMIT = bindparam("limit", type_=Integer())
+_P_QUEUE = bindparam("claim_queue", type_=String())  # not a column name: it would SET it
+_P_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_P_FENCES: BindParameter[Any] = bindparam("fences", expanding=True)
+_FENCED = (
+    tuple_(job_queue.c.id, job_queue.c.attempts).in_(_P_FENCES),
+    job_queue.c.claimed_by == _P_PROCESS,
+    job_queue.c.status == RUNNING,
+)
+_CLAIM_VALUES = {
+    "status": RUNNING,
+    "claimed_by": _P_PROCESS,
+    "attempts": job_queue.c.attempts + 1,
+    "started_at": _P_NOW,
+    "finished_at": None,
+}
+
+
+@functools.cache
+def _claim_statements(dialect: str, by_queue: bool) -> tuple[Any, ...]:
+    # A process that was declared dead (its row deleted) claims nothing, even before its next
+    # heartbeat tells it so.
+    registered = exists().where(job_processes.c.id == _P_PROCESS)
+    due = select(job_queue.c.id).where(
+        job_queue.c.status == PENDING, job_queue.c.scheduled_for <= _P_NOW, registered
     )
-    if queue is not None:
-        query = query.where(job_queue.c.queue == queue)
-    return query.order_by(job_queue.c.priority, job_queue.c.scheduled_for, job_queue.c.id).limit(
-        limit
+    if by_queue:
+        due = due.where(job_queue.c.queue == _P_QUEUE)
+    due = due.order_by(job_queue.c.priority, job_queue.c.scheduled_for, job_queue.c.id)
+    due = due.limit(_P_LIMIT)
+    if dialect in ("mysql", "mariadb"):
+        # MySQL has no UPDATE ... RETURNING and no LIMIT inside IN (subquery).
+        return (
+            due.with_for_update(skip_locked=True),
+            update(job_queue).where(job_queue.c.id.in_(_P_IDS)).values(**_CLAIM_VALUES),
+            select(*_CLAIM_COLUMNS).where(job_queue.c.id.in_(_P_IDS)),
+        )
+    if dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    return (
+        update(job_queue)
+        .where(job_queue.c.id.in_(due))
+        .values(**_CLAIM_VALUES)
+        .returning(*_CLAIM_COLUMNS),
     )
 
 
@@ -194,33 +247,17 @@ def claim_jobs(
 def _claim_from(
     connection: Connection, process_id: str, queue: str | None, limit: int, now: datetime
 ) -> list[ClaimedJob]:
-    values = {
-        "status": RUNNING,
-        "claimed_by": process_id,
-        "attempts": job_queue.c.attempts + 1,
-        "started_at": now,
-        "finished_at": None,
-    }
-    # A process that was declared dead (its row deleted) claims nothing, even before its next
-    # heartbeat tells it so.
-    registered = exists().where(job_processes.c.id == process_id)
-    due = _due(queue, now, limit).where(registered)
-    if connection.dialect.name in ("mysql", "mariadb"):
-        # MySQL has no UPDATE ... RETURNING and no LIMIT inside IN (subquery).
-        ids = connection.execute(due.with_for_update(skip_locked=True)).scalars().all()
+    statements = _claim_statements(connection.dialect.name, queue is not None)
+    params = {"process_id": process_id, "now": now, "limit": limit, "claim_queue": queue}
+    if len(statements) == 3:
+        select_due, mark, fetch = statements
+        ids = connection.execute(select_due, params).scalars().all()
         if not ids:
             return []
-        connection.execute(update(job_queue).where(job_queue.c.id.in_(ids)).values(**values))
-        rows = connection.execute(select(*_CLAIM_COLUMNS).where(job_queue.c.id.in_(ids)))
+        connection.execute(mark, {**params, "ids": ids})
+        rows = connection.execute(fetch, {"ids": ids})
     else:
-        if connection.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        rows = connection.execute(
-            update(job_queue)
-            .where(job_queue.c.id.in_(due))
-            .values(**values)
-            .returning(*_CLAIM_COLUMNS)
-        )
+        rows = connection.execute(statements[0], params)
     jobs = [ClaimedJob(**row) for row in rows.mappings()]
     jobs.sort(key=lambda job: (job.priority, job.scheduled_for, job.id))
     return jobs
@@ -250,6 +287,18 @@ def _fenced(process_id: str, fences: Sequence[tuple[str, int]]) -> list[Any]:
     ]
 
 
+_COMPLETE = (
+    update(job_queue).where(*_FENCED).values(status=SUCCEEDED, finished_at=_P_NOW, unique_key=None)
+)
+_COMPLETE_RETURNING = _COMPLETE.returning(job_queue.c.id)
+_LOCK_FENCED = select(job_queue.c.id).where(*_FENCED).with_for_update()
+_COMPLETE_IDS = (
+    update(job_queue)
+    .where(job_queue.c.id.in_(_P_IDS))
+    .values(status=SUCCEEDED, finished_at=_P_NOW, unique_key=None)
+)
+
+
 def complete_jobs(
     connection: Connection,
     *,
@@ -264,22 +313,14 @@ def complete_jobs(
     """
     if not fences:
         return set()
-    statement = (
-        update(job_queue)
-        .where(*_fenced(process_id, fences))
-        .values(status=SUCCEEDED, finished_at=now, unique_key=None)
-    )
+    params = {"process_id": process_id, "fences": list(fences), "now": now}
     if connection.dialect.name in ("mysql", "mariadb"):
         # No RETURNING: lock the rows that pass the fence, then update exactly those.
-        ids = set(
-            connection.execute(
-                select(job_queue.c.id).where(*_fenced(process_id, fences)).with_for_update()
-            ).scalars()
-        )
+        ids = set(connection.execute(_LOCK_FENCED, params).scalars())
         if ids:
-            connection.execute(statement.where(job_queue.c.id.in_(ids)))
+            connection.execute(_COMPLETE_IDS, {"ids": list(ids), "now": now})
         return ids
-    return set(connection.execute(statement.returning(job_queue.c.id)).scalars())
+    return set(connection.execute(_COMPLETE_RETURNING, params).scalars())
 
 
 def record_failure(

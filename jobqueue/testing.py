@@ -19,10 +19,10 @@ from typing import Any
 from ulid import ULID
 
 from jobqueue import execution, processes, store
+from jobqueue.outcomes import Record, log_report, write_records
 from jobqueue.queue import JobQueue, get_default_queue, inline_mode
 from jobqueue.registry import registry
 from jobqueue.serialization import decode_arguments
-from jobqueue.writer import OutcomeWriter, Record
 
 
 @contextmanager
@@ -56,7 +56,6 @@ def drain(
     jobqueue.verify_schema()
     process_id = str(ULID())
     counts: Counter[str] = Counter()
-    writer = OutcomeWriter(jobqueue, process_id)
     with jobqueue.transaction() as connection:
         processes.register(connection, process_id=process_id, kind="drain", queues=queues)
     try:
@@ -74,7 +73,11 @@ def drain(
             job = claimed[0]
             outcome = execution.run_sync(job)
             execution.run_hooks(job, outcome)
-            writer.write_now([Record(job, outcome)])
+            with jobqueue.transaction() as connection:
+                report = write_records(
+                    connection, process_id, [Record(job, outcome)], datetime.now(UTC)
+                )
+            log_report(report)
             counts[outcome.status] += 1
     finally:
         with jobqueue.transaction() as connection:

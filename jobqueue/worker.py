@@ -28,11 +28,11 @@ from jobqueue.db import mask_url
 from jobqueue.errors import JobQueueError
 from jobqueue.execution import JobTimeoutError, Outcome
 from jobqueue.listener import NotifyListener
+from jobqueue.outcomes import RELEASED, Record, is_transient, job_fields, log_report, write_records
 from jobqueue.queue import JobQueue
 from jobqueue.registry import registry
 from jobqueue.settings import MIN_POLL_INTERVAL, WorkerSettings
 from jobqueue.store import ClaimedJob
-from jobqueue.writer import RELEASED, OutcomeWriter, is_transient
 
 log = structlog.get_logger("jobqueue.worker")
 
@@ -41,28 +41,44 @@ EXIT_STARTUP_FAILED = 69
 EXIT_DECLARED_DEAD = 70
 EXIT_RECYCLE = 75
 _TICK = 0.1  # longest the main loop sleeps before looking at signal flags again
+#: How long a finished job's outcome may wait to be written with others (a latency bound).
+OUTCOME_DELAY = 0.02
 
 
 @dataclass
 class Execution:
-    """One attempt in progress. ``settle`` decides, once, who records its outcome: the job's
-    own thread, the timeout watchdog, or a shutdown release."""
+    """One claimed job. ``settle`` decides, once, who records its outcome: the job's own thread,
+    the timeout watchdog, or a shutdown release; ``begin`` lets a thread start it only if no
+    release came first."""
 
     job: ClaimedJob
+    started: bool = False
     deadline: float | None = None
     timed_out_at: float | None = None
     _settled: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def settle(self) -> bool:
+    def begin(self, timeout: float | None) -> bool:
         with self._lock:
             if self._settled:
+                return False
+            self.started = True
+            if timeout:
+                self.deadline = time.monotonic() + timeout
+            return True
+
+    def settle(self, *, only_if_unstarted: bool = False) -> bool:
+        with self._lock:
+            if self._settled or (only_if_unstarted and self.started):
                 return False
             self._settled = True
             return True
 
 
 class Worker:
+    """Claims up to ``threads + prefetch`` jobs, refilling once the prefetched ones have all
+    started, and writes finished outcomes in the same transaction as the next claim."""
+
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings.validate()
         self.process_id = settings.process_id or str(ULID())
@@ -72,12 +88,16 @@ class Worker:
             pool_size=settings.threads + 3,
             sqlite_synchronous=settings.sqlite_synchronous,  # type: ignore[arg-type]
         )
-        self.writer = OutcomeWriter(self.jobqueue, self.process_id)
-        self._pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="jobqueue-job")
+        threads = settings.threads
+        prefetch = settings.prefetch or 0
+        self._capacity = threads + prefetch
+        self._low_water = threads if prefetch else threads - 1
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="jobqueue-job")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executions: dict[str, Execution] = {}
+        self._outcomes: list[Record] = []
+        self._oldest_outcome = 0.0
         self._lock = threading.Lock()
-        self._slot_freed = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._finished = threading.Event()  # set when the process is about to exit
         self._stop_reason: str | None = None
@@ -113,9 +133,9 @@ class Worker:
             database=mask_url(self.jobqueue.database_url),
             queues=self.queues or "*",
             threads=self.settings.threads,
+            prefetch=self.settings.prefetch,
             jobs=registry.names(),
         )
-        self.writer.start()
         for target, name in (
             (self._heartbeat_loop, "heartbeat"),
             (self._watchdog_loop, "watchdog"),
@@ -156,38 +176,41 @@ class Worker:
         elif self._signals == 1:
             self.request_stop("signal")
 
-    # -- claiming ----------------------------------------------------------------------------
+    # -- the loop: write outcomes, claim, dispatch -------------------------------------------
 
     def _claim_loop(self) -> None:
         idle_wait = MIN_POLL_INTERVAL
         db_error_delay = 0.1
         next_due: datetime | None = None
-        drained = True  # the last claim took everything that was due: look before locking
+        drained = True  # the last claim took all that was due: look before taking the lock
         while True:
             self._check_signals()
             if self._stop_reason is not None:
                 return
-            free = self._free_slots()
-            if free <= 0:
-                with self._slot_freed:
-                    self._slot_freed.wait(_TICK)
+            in_flight = self._in_flight()
+            want = self._capacity - in_flight if in_flight <= self._low_water else 0
+            records = self._take_outcomes(force=want > 0)
+            if not records and want == 0:
+                self._sleep(self._outcome_wait())
                 continue
             try:
-                claimed, next_due = self._claim(free, look_first=drained)
+                claimed, next_due = self._cycle(records, want, look_first=drained)
                 db_error_delay = 0.1
             except Exception as error:
-                if not is_transient(error):
-                    log.error("claim_failed", error=repr(error))
-                else:
-                    log.warning("claim_failed", error=str(error).splitlines()[0])
+                self._requeue(records)
+                event = log.warning if is_transient(error) else log.error
+                event("claim_failed", error=str(error).splitlines()[0], outcomes=len(records))
                 self._sleep(db_error_delay)
                 db_error_delay = min(db_error_delay * 2, 5.0)
                 continue
-            drained = len(claimed) < free
+            if want:
+                drained = len(claimed) < want
             if claimed:
                 idle_wait = MIN_POLL_INTERVAL
                 for job in claimed:
                     self._dispatch(job)
+                continue
+            if records or not want:
                 continue
             if self.settings.burst and self._burst_done():
                 self.request_stop("burst: nothing due and nothing running")
@@ -198,25 +221,66 @@ class Worker:
             self._sleep(wait)
             idle_wait = min(idle_wait * 2, self.settings.poll_interval)
 
-    def _claim(self, free: int, *, look_first: bool) -> tuple[list[ClaimedJob], datetime | None]:
+    def _cycle(
+        self, records: list[Record], want: int, *, look_first: bool
+    ) -> tuple[list[ClaimedJob], datetime | None]:
+        """One write transaction: record finished outcomes and claim up to ``want`` jobs."""
         now = datetime.now(UTC)
-        if look_first:
-            # A cheap read first, so an idle poll never takes the write lock (SQLite) or
-            # row locks; it also tells when the next scheduled job is due.
+        if look_first and not records:
+            # A cheap read first, so an idle poll never takes the write lock (SQLite) or row
+            # locks; it also tells when the next scheduled job is due.
             with self.jobqueue.transaction(read_only=True) as connection:
                 next_due = store.next_due_at(connection, self.queues)
             if next_due is None or next_due > now:
                 return [], next_due
         with self.jobqueue.transaction() as connection:
-            claimed = store.claim_jobs(
-                connection, process_id=self.process_id, queues=self.queues, limit=free, now=now
+            report = write_records(connection, self.process_id, records, now) if records else None
+            claimed = (
+                store.claim_jobs(
+                    connection, process_id=self.process_id, queues=self.queues, limit=want, now=now
+                )
+                if want
+                else []
             )
+        if report is not None:
+            log_report(report)
         return claimed, None
+
+    def _take_outcomes(self, *, force: bool) -> list[Record]:
+        """Outcomes to write now: all of them when claiming anyway, when enough piled up, or
+        when the oldest has waited long enough."""
+        with self._lock:
+            if not self._outcomes:
+                return []
+            full = len(self._outcomes) >= self.settings.threads
+            if force or full or time.monotonic() >= self._oldest_outcome + OUTCOME_DELAY:
+                taken, self._outcomes = self._outcomes, []
+                return taken
+            return []
+
+    def _outcome_wait(self) -> float:
+        with self._lock:
+            if not self._outcomes:
+                return _TICK
+            return max(0.0, self._oldest_outcome + OUTCOME_DELAY - time.monotonic())
+
+    def _put_outcome(self, job: ClaimedJob, outcome: Outcome) -> None:
+        with self._lock:
+            if not self._outcomes:
+                self._oldest_outcome = time.monotonic()
+            self._outcomes.append(Record(job, outcome))
+        self._wake.set()
+
+    def _requeue(self, records: list[Record]) -> None:
+        if records:
+            with self._lock:
+                self._outcomes[:0] = records
+                self._oldest_outcome = 0.0
 
     def _burst_done(self) -> bool:
         """Nothing running here or anywhere in our queues: a job held by a process that died
         will be rescued and is still work for this burst."""
-        if self._busy():
+        if self._in_flight():
             return False
         try:
             with self.jobqueue.transaction(read_only=True) as connection:
@@ -225,7 +289,7 @@ class Worker:
             return False
 
     def _sleep(self, seconds: float) -> None:
-        """Sleep up to ``seconds``, waking early on NOTIFY, a freed slot or a stop request."""
+        """Sleep up to ``seconds``, waking early on NOTIFY, a finished job or a stop request."""
         deadline = time.monotonic() + seconds
         while True:
             self._check_signals()
@@ -238,43 +302,38 @@ class Worker:
 
     # -- running -----------------------------------------------------------------------------
 
-    def _free_slots(self) -> int:
-        with self._lock:
-            return self.settings.threads - len(self._executions)
-
-    def _busy(self) -> int:
+    def _in_flight(self) -> int:
         with self._lock:
             return len(self._executions)
 
     def _dispatch(self, job: ClaimedJob) -> None:
         definition = registry.find(job.name)
         current = Execution(job)
-        if definition is not None and definition.options.timeout and not definition.is_async:
-            current.deadline = time.monotonic() + definition.options.timeout
         with self._lock:
             self._executions[job.id] = current
-        log.debug(
-            "job_claimed", job_id=job.id, job_name=job.name, queue=job.queue, attempt=job.attempts
-        )
+        log.debug("job_claimed", **job_fields(job))
         if definition is not None and definition.is_async:
+            current.begin(None)  # asyncio.timeout inside the job enforces its timeout
             future = asyncio.run_coroutine_threadsafe(execution.run_async(job), self._event_loop())
             future.add_done_callback(lambda f: self._finish(current, _result(f, job)))
         else:
-            self._pool.submit(self._run_in_thread, current)
+            timeout = definition.options.timeout if definition is not None else None
+            self._pool.submit(self._run_in_thread, current, timeout)
 
-    def _run_in_thread(self, current: Execution) -> None:
+    def _run_in_thread(self, current: Execution, timeout: float | None) -> None:
+        if not current.begin(timeout):
+            return  # released at shutdown before it started
         outcome = execution.run_sync(current.job)
         self._finish(current, outcome)
 
     def _finish(self, current: Execution, outcome: Outcome) -> None:
         if current.settle():
             execution.run_hooks(current.job, outcome)
-            self.writer.put(current.job, outcome)
-        with self._slot_freed:
+            self._put_outcome(current.job, outcome)
+        with self._lock:
             self._executions.pop(current.job.id, None)
             self._processed += 1
             processed = self._processed
-            self._slot_freed.notify_all()
         self._wake.set()
         if self.settings.max_jobs is not None and processed >= self.settings.max_jobs:
             self.request_stop(f"recycle: processed {processed} jobs", code=EXIT_RECYCLE)
@@ -314,29 +373,15 @@ class Worker:
         while not self._finished.wait(0.05):
             now = time.monotonic()
             with self._lock:
-                running = list(self._executions.values())
+                running = [e for e in self._executions.values() if e.deadline is not None]
             for current in running:
-                if current.deadline is None or now < current.deadline:
+                assert current.deadline is not None
+                if now < current.deadline:
                     continue
                 if current.timed_out_at is None:
                     current.timed_out_at = now
-                    timeout = current.deadline - now
                     if current.settle():
-                        definition = registry.find(current.job.name)
-                        limit = definition.options.timeout if definition else timeout
-                        error = JobTimeoutError(
-                            f"the job ran longer than its timeout of {limit:g} s"
-                        )
-                        outcome = execution.decide(current.job, error)
-                        execution.run_hooks(current.job, outcome)
-                        self.writer.put(current.job, outcome)
-                        log.warning(
-                            "job_timed_out",
-                            job_id=current.job.id,
-                            job_name=current.job.name,
-                            queue=current.job.queue,
-                            attempt=current.job.attempts,
-                        )
+                        self._time_out(current.job)
                 elif now - current.timed_out_at > self.settings.timeout_grace:
                     self.request_stop(
                         f"recycle: a thread of job {current.job.id} is still running "
@@ -344,21 +389,32 @@ class Worker:
                         code=EXIT_RECYCLE,
                     )
 
+    def _time_out(self, job: ClaimedJob) -> None:
+        definition = registry.find(job.name)
+        limit = definition.options.timeout if definition is not None else None
+        error = JobTimeoutError(f"the job ran longer than its timeout of {limit or 0:g} s")
+        outcome = execution.decide(job, error)
+        execution.run_hooks(job, outcome)
+        self._put_outcome(job, outcome)
+        log.warning("job_timed_out", **job_fields(job))
+
     # -- stopping ----------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
         if self._exit_code != EXIT_DECLARED_DEAD:
+            # Prefetched jobs that have not started go back at once; running ones get the
+            # shutdown timeout to finish, then are handed back too.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._release(only_unstarted=True)
             deadline = time.monotonic() + self.settings.shutdown_timeout
-            while self._busy() and not self._stop_now and time.monotonic() < deadline:
-                with self._slot_freed:
-                    self._slot_freed.wait(_TICK)
+            while self._in_flight() and not self._stop_now and time.monotonic() < deadline:
+                self._wake.wait(_TICK)
+                self._wake.clear()
                 self._check_signals()
-            with self._lock:
-                leftovers = list(self._executions.values())
-            for current in leftovers:
-                if current.settle():
-                    self.writer.put(current.job, Outcome(RELEASED))
-            self.writer.flush(timeout=max(5.0, self.settings.shutdown_timeout))
+            self._release(only_unstarted=False)
+            self._write_remaining(
+                deadline=time.monotonic() + max(5.0, self.settings.shutdown_timeout)
+            )
             try:
                 with self.jobqueue.transaction() as connection:
                     processes.deregister(connection, self.process_id)
@@ -373,6 +429,37 @@ class Worker:
             processed=self._processed,
             exit_code=self._exit_code,
         )
+
+    def _release(self, *, only_unstarted: bool) -> None:
+        with self._lock:
+            candidates = list(self._executions.values())
+        for current in candidates:
+            if current.settle(only_if_unstarted=only_unstarted):
+                with self._lock:
+                    self._executions.pop(current.job.id, None)
+                self._put_outcome(current.job, Outcome(RELEASED))
+
+    def _write_remaining(self, *, deadline: float) -> None:
+        """Write every outstanding outcome, retrying through a database blip until ``deadline``;
+        what cannot be written stays running until rescued as an orphan."""
+        delay = 0.05
+        while records := self._take_outcomes(force=True):
+            try:
+                with self.jobqueue.transaction() as connection:
+                    report = write_records(connection, self.process_id, records, datetime.now(UTC))
+                log_report(report)
+            except Exception as error:
+                if time.monotonic() > deadline:
+                    log.error(
+                        "job_outcome_not_recorded",
+                        job_ids=[r.job.id for r in records],
+                        error=str(error).splitlines()[0],
+                    )
+                    return
+                self._requeue(records)
+                log.warning("job_outcome_write_retry", error=str(error).splitlines()[0])
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
 
 def _result(future: Future[Outcome], job: ClaimedJob) -> Outcome:

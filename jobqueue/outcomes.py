@@ -1,0 +1,126 @@
+"""Recording finished attempts: one fenced write for a batch of outcomes, and its log events.
+
+The worker writes outcomes in the same transaction as its next claim, so a busy worker pays one
+write transaction per batch of jobs (the main lever for small jobs on every backend, and on
+SQLite the only writer in the process, so it never waits on itself). Successes of many jobs go
+in one UPDATE; every write is fenced by process, attempt and status, so a stale worker can
+neither overwrite the attempt that replaced it nor resurrect a finished job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from jobqueue import store
+from jobqueue.errors import DatabaseUnavailableError
+from jobqueue.execution import Outcome
+from jobqueue.schema import CANCELLED, FAILED, PENDING
+from jobqueue.store import ClaimedJob
+
+log = structlog.get_logger("jobqueue.worker")
+
+#: Outcome status of a job handed back at shutdown (no failed attempt counted).
+RELEASED = "released"
+_TRANSIENT = (OperationalError, InterfaceError, DatabaseUnavailableError)
+
+
+@dataclass(frozen=True)
+class Record:
+    job: ClaimedJob
+    outcome: Outcome
+
+
+@dataclass
+class WriteReport:
+    succeeded: list[Record] = field(default_factory=list)
+    released: list[Record] = field(default_factory=list)
+    failed: list[Record] = field(default_factory=list)
+    rejected: list[Record] = field(default_factory=list)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth retrying: a lost connection, a deadlock, a lock wait, an outage."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, _TRANSIENT)
+
+
+def write_records(
+    connection: Connection, process_id: str, records: list[Record], now: datetime
+) -> WriteReport:
+    """Write every outcome in ``records`` inside the caller's transaction."""
+    report = WriteReport()
+    successes = [r for r in records if r.outcome.succeeded]
+    releases = [r for r in records if r.outcome.status == RELEASED]
+    failures = [r for r in records if not r.outcome.succeeded and r.outcome.status != RELEASED]
+    if successes:
+        done = store.complete_jobs(
+            connection, process_id=process_id, fences=[r.job.fence for r in successes], now=now
+        )
+        for record in successes:
+            (report.succeeded if record.job.id in done else report.rejected).append(record)
+    if releases:
+        store.release_jobs(
+            connection, process_id=process_id, fences=[r.job.fence for r in releases], now=now
+        )
+        report.released = releases
+    for record in failures:
+        outcome = record.outcome
+        ok = store.record_failure(
+            connection,
+            record.job,
+            error=outcome.error or "",
+            retry_at=outcome.retry_at,
+            final_status=outcome.status if outcome.status != PENDING else FAILED,
+            now=now,
+        )
+        (report.failed if ok else report.rejected).append(record)
+    return report
+
+
+def log_report(report: WriteReport) -> None:
+    """One event per state change, after the transaction that made it committed."""
+    for record in report.succeeded:
+        log.debug("job_succeeded", **job_fields(record.job))
+    for record in report.released:
+        log.info("job_released", **job_fields(record.job))
+    for record in report.failed:
+        _log_failure(record)
+    for record in report.rejected:
+        log.warning(
+            "job_write_rejected",
+            **job_fields(record.job),
+            outcome=record.outcome.status,
+            reason="the job is no longer held by this attempt (rescued or finished)",
+        )
+
+
+def job_fields(job: ClaimedJob) -> dict[str, object]:
+    return {"job_id": job.id, "job_name": job.name, "queue": job.queue, "attempt": job.attempts}
+
+
+def _log_failure(record: Record) -> None:
+    outcome = record.outcome
+    error = outcome.exception
+    summary = f"{type(error).__name__}: {error}" if error is not None else outcome.error
+    fields = job_fields(record.job)
+    if outcome.status == PENDING:
+        assert outcome.retry_at is not None
+        log.info(
+            "job_retry_scheduled",
+            **fields,
+            error=summary,
+            retry_at=outcome.retry_at.isoformat(),
+            failed_attempts=record.job.failed_attempts + 1,
+        )
+    elif outcome.status == CANCELLED:
+        log.warning("job_discarded", **fields, error=summary)
+    else:
+        log.error(
+            "job_failed", **fields, error=summary, failed_attempts=record.job.failed_attempts + 1
+        )
