@@ -27,7 +27,7 @@ from jobqueue.db import mask_url
 from jobqueue.errors import JobQueueError
 from jobqueue.queue import JobQueue
 from jobqueue.settings import WorkerSettings
-from jobqueue.worker import EXIT_OK
+from jobqueue.worker import EXIT_OK, EXIT_RECYCLE
 
 log = structlog.get_logger("jobqueue.supervisor")
 
@@ -144,17 +144,19 @@ class Supervisor:
             code = child.process.returncode
             process_id = child.settings.process_id
             child.process = None
-            level = log.info if code in (EXIT_OK, 75) else log.warning
+            level = log.info if code in (EXIT_OK, EXIT_RECYCLE) else log.warning
             level("worker_exited", process_id=process_id, exit_code=code)
             self._forget(process_id)
             if self.settings.burst and code == EXIT_OK:
                 child.done = True
                 continue
-            # Restart, backing off if it keeps dying right after starting.
+            # Restart: at once after a recycle or a long life, backing off if it keeps dying
+            # right after starting (a broken deploy, an unreachable database).
             lived = time.monotonic() - child.started_at
-            child.restart_delay = (
-                0.0 if lived > 10 else min(max(child.restart_delay * 2, 0.25), _MAX_RESTART_DELAY)
-            )
+            if code == EXIT_RECYCLE or lived > 10:
+                child.restart_delay = 0.0
+            else:
+                child.restart_delay = min(max(child.restart_delay * 2, 0.25), _MAX_RESTART_DELAY)
             child.restart_at = time.monotonic() + child.restart_delay
 
     def _restart_due(self, now: float) -> None:

@@ -149,15 +149,41 @@ def test_kill_9_of_the_whole_group_then_restart_resumes_the_job(jq, ledger, work
 
 
 def test_sigterm_releases_a_job_that_outlives_the_shutdown_timeout(jq, ledger, work) -> None:
+    running = ledger_jobs.sleep.using(jobqueue=jq).enqueue(60)
+    prefetched = ledger_jobs.sleep.using(jobqueue=jq).enqueue(60)
+    runner = work("--threads", "1", "--prefetch", "1", "--shutdown-timeout", "1")
+    wait_until(lambda: ledger(), 30, "the first job to start")
+    wait_until(lambda: status(jq, prefetched.id) == RUNNING, 30, "the second to be prefetched")
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0, runner.output()[-3000:]
+    for handle in (running, prefetched):
+        row = jq.get_job(handle.id)
+        assert row is not None
+        assert (row.status, row.attempts, row.failed_attempts) == (PENDING, 1, 0)
+    assert len(runner.events("job_released")) == 2
+    assert len(ledger()) == 1  # the prefetched job never started
+
+
+def test_a_second_signal_stops_at_once_and_still_releases(jq, ledger, work) -> None:
     handle = ledger_jobs.sleep.using(jobqueue=jq).enqueue(60)
-    runner = work("--shutdown-timeout", "1")
+    runner = work("--shutdown-timeout", "120")
     wait_until(lambda: ledger(), 30, "the job to start")
+    runner.signal_group(signal.SIGTERM)
+    wait_until(lambda: runner.events("process_stopping"), 30, "the first signal to be seen")
     runner.signal_group(signal.SIGTERM)
     assert runner.wait(30) == 0, runner.output()[-3000:]
     row = jq.get_job(handle.id)
-    assert row is not None
-    assert (row.status, row.attempts, row.failed_attempts) == (PENDING, 1, 0)
-    assert runner.events("job_released")
+    assert row is not None and (row.status, row.failed_attempts) == (PENDING, 0)
+
+
+def test_max_memory_recycling_loses_nothing(jq, ledger, work) -> None:
+    jq.enqueue_many([ledger_jobs.sleep.call(0.05) for _ in range(40)])
+    runner = work("--threads", "1", "--max-memory-mb", "1", "--burst")
+    assert runner.wait(120) == 0, runner.output()[-3000:]
+    executions = Counter(job_id for job_id, _, _ in ledger())
+    assert len(executions) == 40 and set(executions.values()) == {1}
+    reasons = [str(event["reason"]) for event in runner.events("process_stopping")]
+    assert sum(reason.startswith("recycle: memory") for reason in reasons) >= 2
 
 
 def test_a_job_failing_twice_then_succeeding_takes_three_attempts_with_growing_gaps(

@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+
+from jobqueue import ConfigurationError
+from jobqueue.cli import build_parser
+from jobqueue.cli_work import build_settings
+
+
+def parse(*argv: str):  # type: ignore[no-untyped-def]
+    return build_parser().parse_args(["work", *argv])
+
+
+@pytest.fixture(autouse=True)
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("JOBQUEUE_DATABASE_URL", "JOBQUEUE_HEARTBEAT_INTERVAL", "JOBQUEUE_DEAD_THRESHOLD"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_defaults_are_one_process_five_threads_all_queues(project: Path) -> None:
+    settings = build_settings(parse("--app", "myapp.jobs"))
+    ((worker, count),) = settings.groups
+    assert (count, worker.threads, worker.queues, worker.apps) == (1, 5, None, ["myapp.jobs"])
+    assert worker.database_url == f"sqlite:///{project.resolve()}/jobqueue.db"
+    assert (settings.heartbeat_interval, settings.dead_threshold) == (5.0, 30.0)
+    assert worker.prefetch == 5
+
+
+def test_queues_keep_their_order_and_star_means_all() -> None:
+    ((worker, _),) = build_settings(parse("--queues", "mail, default")).groups
+    assert worker.queues == ["mail", "default"]
+    ((worker, _),) = build_settings(parse("--queues", "*")).groups
+    assert worker.queues is None
+
+
+def test_worker_groups_and_apps_from_pyproject(project: Path) -> None:
+    (project / "pyproject.toml").write_text(
+        '[tool.jobqueue]\napps = ["app.jobs"]\n'
+        '[[tool.jobqueue.workers]]\nqueues = ["mail"]\nprocesses = 2\nthreads = 3\n'
+        '[[tool.jobqueue.workers]]\nqueues = "*"\n'
+    )
+    settings = build_settings(parse())
+    (mail, mail_count), (rest, rest_count) = settings.groups
+    assert (mail.queues, mail_count, mail.threads, mail.apps) == (["mail"], 2, 3, ["app.jobs"])
+    assert (rest.queues, rest_count, rest.threads) == (None, 1, 5)
+    # Command-line sizing replaces the declared groups.
+    assert len(build_settings(parse("--processes", "3")).groups) == 1
+
+
+def test_timing_from_environment_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBQUEUE_HEARTBEAT_INTERVAL", "0.2")
+    monkeypatch.setenv("JOBQUEUE_DEAD_THRESHOLD", "1.5")
+    settings = build_settings(parse())
+    assert (settings.heartbeat_interval, settings.dead_threshold) == (0.2, 1.5)
+    with pytest.raises(ValueError, match="at least 5x"):
+        build_settings(parse("--dead-threshold", "0.5"))
+
+
+def test_bad_group_settings_are_clear_errors(project: Path) -> None:
+    with pytest.raises(ConfigurationError, match="--processes"):
+        build_settings(parse("--processes", "0"))
+    (project / "pyproject.toml").write_text("[tool.jobqueue]\nworkers = 5\n")
+    with pytest.raises(ConfigurationError, match="array of tables"):
+        build_settings(parse())
+
+
+def test_work_with_a_missing_app_module_fails_in_one_line(project: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "jobqueue", "work", "--app", "no.such.module"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot import the job module 'no.such.module'" in done.stderr
+    assert "Traceback" not in done.stderr
