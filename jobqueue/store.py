@@ -362,6 +362,16 @@ def release_jobs(
     return int(result.rowcount)
 
 
+def held_jobs(connection: Connection, process_id: str) -> list[tuple[str, int]]:
+    """(id, attempts) of the jobs the database says ``process_id`` is running."""
+    rows = connection.execute(
+        select(job_queue.c.id, job_queue.c.attempts).where(
+            job_queue.c.claimed_by == process_id, job_queue.c.status == RUNNING
+        )
+    )
+    return [(row.id, row.attempts) for row in rows]
+
+
 def orphaned_jobs(connection: Connection) -> list[ClaimedJob]:
     """Running jobs whose process row is gone: their worker died or was declared dead."""
     alive = exists().where(job_processes.c.id == job_queue.c.claimed_by)

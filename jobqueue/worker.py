@@ -98,6 +98,9 @@ class Worker:
         self._outcomes: list[Record] = []
         self._oldest_outcome = 0.0
         self._lock = threading.Lock()
+        # Held while outcomes are taken and written and claims are made and dispatched, so
+        # reconciliation sees every job this process knows about.
+        self._cycle_lock = threading.Lock()
         self._wake = threading.Event()
         self._finished = threading.Event()  # set when the process is about to exit
         self._stop_reason: str | None = None
@@ -189,26 +192,32 @@ class Worker:
                 return
             in_flight = self._in_flight()
             want = self._capacity - in_flight if in_flight <= self._low_water else 0
-            records = self._take_outcomes(force=want > 0)
+            failed: Exception | None = None
+            claimed: list[ClaimedJob] = []
+            with self._cycle_lock:
+                records = self._take_outcomes(force=want > 0)
+                if records or want:
+                    try:
+                        claimed, next_due = self._cycle(records, want, look_first=drained)
+                    except Exception as error:  # the database blipped: keep outcomes, retry
+                        self._requeue(records)
+                        failed = error
+                    for job in claimed:
+                        self._dispatch(job)
             if not records and want == 0:
                 self._sleep(self._outcome_wait())
                 continue
-            try:
-                claimed, next_due = self._cycle(records, want, look_first=drained)
-                db_error_delay = 0.1
-            except Exception as error:
-                self._requeue(records)
-                event = log.warning if is_transient(error) else log.error
-                event("claim_failed", error=str(error).splitlines()[0], outcomes=len(records))
+            if failed is not None:
+                event = log.warning if is_transient(failed) else log.error
+                event("claim_failed", error=str(failed).splitlines()[0], outcomes=len(records))
                 self._sleep(db_error_delay)
                 db_error_delay = min(db_error_delay * 2, 5.0)
                 continue
+            db_error_delay = 0.1
             if want:
                 drained = len(claimed) < want
             if claimed:
                 idle_wait = MIN_POLL_INTERVAL
-                for job in claimed:
-                    self._dispatch(job)
                 continue
             if records or not want:
                 continue
@@ -364,9 +373,40 @@ class Worker:
                 log.error("process_found_declared_dead", process_id=self.process_id)
                 self.request_stop("declared dead", now=True, code=EXIT_DECLARED_DEAD)
                 return
+            try:
+                self._reconcile()
+            except Exception as error:  # the next heartbeat tries again
+                log.warning("reconcile_failed", error=str(error).splitlines()[0])
             limit = self.settings.max_memory_mb
             if limit is not None and (rss := resident_memory_mb()) > limit:
                 self.request_stop(f"recycle: memory {rss:.0f} MB > {limit:g} MB", code=EXIT_RECYCLE)
+
+    def _reconcile(self) -> None:
+        """Hand back jobs the database says we hold but this process does not know about.
+
+        That happens when a claim's COMMIT reached the database but its answer was lost with
+        the connection: without this, such a job would stay ``running`` behind a live worker
+        (whose heartbeat keeps it from being rescued) for ever.
+        """
+        with self._cycle_lock:
+            with self.jobqueue.transaction(read_only=True) as connection:
+                held = store.held_jobs(connection, self.process_id)
+            with self._lock:
+                known = {e.job.fence for e in self._executions.values()}
+                known.update(record.job.fence for record in self._outcomes)
+            strays = [fence for fence in held if fence not in known]
+            if not strays:
+                return
+            with self.jobqueue.transaction() as connection:
+                released = store.release_jobs(
+                    connection, process_id=self.process_id, fences=strays, now=datetime.now(UTC)
+                )
+        log.warning(
+            "jobs_reconciled",
+            process_id=self.process_id,
+            released=released,
+            job_ids=[job_id for job_id, _ in strays],
+        )
 
     def _watchdog_loop(self) -> None:
         """Fail sync jobs past their timeout at once; recycle if their thread will not end."""
@@ -443,21 +483,30 @@ class Worker:
         """Write every outstanding outcome, retrying through a database blip until ``deadline``;
         what cannot be written stays running until rescued as an orphan."""
         delay = 0.05
-        while records := self._take_outcomes(force=True):
-            try:
-                with self.jobqueue.transaction() as connection:
-                    report = write_records(connection, self.process_id, records, datetime.now(UTC))
-                log_report(report)
-            except Exception as error:
-                if time.monotonic() > deadline:
-                    log.error(
-                        "job_outcome_not_recorded",
-                        job_ids=[r.job.id for r in records],
-                        error=str(error).splitlines()[0],
-                    )
+        while True:
+            with self._cycle_lock:
+                records = self._take_outcomes(force=True)
+                if not records:
                     return
-                self._requeue(records)
-                log.warning("job_outcome_write_retry", error=str(error).splitlines()[0])
+                try:
+                    with self.jobqueue.transaction() as connection:
+                        report = write_records(
+                            connection, self.process_id, records, datetime.now(UTC)
+                        )
+                except Exception as error:  # retried until the deadline
+                    if time.monotonic() > deadline:
+                        log.error(
+                            "job_outcome_not_recorded",
+                            job_ids=[r.job.id for r in records],
+                            error=str(error).splitlines()[0],
+                        )
+                        return
+                    self._requeue(records)
+                    log.warning("job_outcome_write_retry", error=str(error).splitlines()[0])
+                    report = None
+            if report is not None:
+                log_report(report)
+            else:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

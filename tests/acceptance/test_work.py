@@ -3,6 +3,7 @@ schedules, timeouts and recycling. Waits are on conditions with deadlines, never
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -12,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import ledger_jobs
@@ -276,3 +277,98 @@ def test_a_worker_declared_dead_stops_and_its_job_is_run_again(jq, ledger, work)
     wait_until(lambda: runner.events("process_found_declared_dead"), 30, "the worker to notice")
     runner.signal_group(signal.SIGTERM)
     assert runner.wait(30) == 0
+
+
+def test_a_claim_whose_answer_was_lost_is_handed_back_and_run(jq, ledger, work) -> None:
+    from jobqueue.schema import job_queue
+
+    runner = work()
+    wait_until(lambda: len(runner.events("process_started")) >= 2, 30, "the worker to start")
+    with jq.transaction(read_only=True) as connection:
+        worker_id = connection.execute(
+            text("SELECT id FROM job_processes WHERE kind = 'worker'")
+        ).scalar_one()
+    handle = ledger_jobs.record.using(jobqueue=jq).enqueue_in(timedelta(hours=1), "lost")
+    with jq.transaction() as connection:  # as if its claim committed but the answer was lost
+        connection.execute(
+            job_queue.update()
+            .where(job_queue.c.id == handle.id)
+            .values(
+                status=RUNNING,
+                claimed_by=worker_id,
+                attempts=1,
+                scheduled_for=datetime.now(UTC),
+            )
+        )
+    wait_until(lambda: status(jq, handle.id) == SUCCEEDED, 30, "the job to be reconciled and run")
+    row = jq.get_job(handle.id)
+    assert row is not None and (row.attempts, row.failed_attempts) == (2, 0)
+    assert runner.events("jobs_reconciled")
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0
+
+
+def summary(jq: JobQueue) -> str:
+    """Status counts and a few errors, for assertion messages."""
+    with jq.transaction(read_only=True) as connection:
+        counts = connection.execute(
+            text("SELECT status, count(*) FROM job_queue GROUP BY status")
+        ).all()
+        errors = connection.execute(
+            text(
+                "SELECT status, failed_attempts, last_error FROM job_queue "
+                "WHERE status <> 'succeeded' ORDER BY id LIMIT 5"
+            )
+        ).all()
+    return f"statuses: {counts}\nunfinished: {errors}\n"
+
+
+def kill_connections(jq: JobQueue) -> int:
+    """Cut every other connection to the test database, as a failover or a network cut would."""
+    with jq.engine.connect() as connection:
+        if jq.dialect == "postgresql":
+            result = connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            killed = len(result.all())
+            connection.commit()
+            return killed
+        ids = (
+            connection.execute(
+                text(
+                    "SELECT id FROM information_schema.processlist "
+                    "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for connection_id in ids:
+            with contextlib.suppress(Exception):  # it may have gone already
+                connection.execute(text(f"KILL {int(connection_id)}"))
+        return len(ids)
+
+
+def test_workers_survive_their_connections_being_cut(jq, ledger, work) -> None:
+    if jq.dialect == "sqlite":
+        pytest.skip("SQLite has no connections to cut; its lock contention is tested elsewhere")
+    count = 400
+    handles = jq.enqueue_many([ledger_jobs.sleep.call(0.01) for _ in range(count)])
+    runner = work("--processes", "2", "--threads", "2")
+    cuts = 0
+    for round_ in range(1, 6):
+        # Cut each time more work is done, so every cut lands mid-run.
+        wait_until(lambda: len(ledger()) >= 40 * round_, 60, "progress between cuts")  # noqa: B023
+        cuts += kill_connections(jq) > 0
+    # A job whose own ledger write was cut fails that attempt and is retried after its backoff:
+    # everything still ends succeeded, and the workers were never restarted.
+    wait_until(lambda: jq.count_jobs(status=SUCCEEDED) == count, 120, "every job to succeed")
+    assert cuts == 5
+    assert jq.count_jobs(status=RUNNING) == 0
+    assert {job_id for job_id, _, _ in ledger()} == {h.id for h in handles}
+    assert len(runner.events("worker_started")) == 2, "a worker died instead of reconnecting"
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0, summary(jq) + runner.output()[-3000:]
