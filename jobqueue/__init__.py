@@ -16,11 +16,17 @@ from jobqueue.errors import (
     SerializationError,
     UnknownJobError,
 )
-from jobqueue.execution import JobTimeoutError, current_job, on_failure, on_retry
+from jobqueue.execution import (
+    JobTimeoutError,
+    cancel_requested,
+    current_job,
+    on_failure,
+    on_retry,
+)
 from jobqueue.jobs import Job, JobFunction, job
 from jobqueue.queue import JobQueue, configure, get_default_queue, set_default_queue
 from jobqueue.registry import JobDefinition, JobOptions, registry
-from jobqueue.retry import FailJob, RetryJob
+from jobqueue.retry import FailJob, JobCancelled, RetryJob
 from jobqueue.store import ClaimedJob, JobRecord
 
 
@@ -38,6 +44,7 @@ __all__ = [
     "FailJob",
     "Job",
     "JobCall",
+    "JobCancelled",
     "JobDefinition",
     "JobFunction",
     "JobOptions",
@@ -53,6 +60,7 @@ __all__ = [
     "SerializationError",
     "UnknownJobError",
     "by_name",
+    "cancel_requested",
     "configure",
     "configure_sqlite",
     "create_engine",

@@ -7,6 +7,7 @@ print one line naming the problem and exit with status 1; usage errors exit with
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,7 +17,7 @@ from jobqueue import migrations
 from jobqueue.config import resolve_database_url
 from jobqueue.db import create_engine, mask_url, operational_error
 from jobqueue.errors import JobQueueError
-from jobqueue.log import configure_logging
+from jobqueue.log import ENV_LOG_LEVEL, configure_logging
 
 log = structlog.get_logger("jobqueue.cli")
 
@@ -49,9 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.add_argument("--revision", required=True, help="target revision, or base")
     downgrade.set_defaults(handler=cmd_downgrade)
 
+    from jobqueue.cli_admin import add_admin_parsers
     from jobqueue.cli_work import add_work_parser
 
     add_work_parser(commands)
+    add_admin_parsers(commands, _add_database_url)
     return parser
 
 
@@ -122,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        configure_logging(args.log_level)
+        # Operator commands print their results; their log events matter only as warnings.
+        quiet = "WARNING" if args.command not in ("work", "migrate", "downgrade") else None
+        configure_logging(args.log_level or os.environ.get(ENV_LOG_LEVEL) or quiet)
         code: int = args.handler(args)
         return code
     except (JobQueueError, ValueError) as error:

@@ -16,9 +16,11 @@ Command-line ``--queues/--processes/--threads`` replace the declared groups with
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from typing import Any
 
 from jobqueue.apps import import_apps
+from jobqueue.cli_admin import parse_duration
 from jobqueue.config import find_project_settings, resolve_database_url
 from jobqueue.errors import ConfigurationError
 from jobqueue.settings import DEFAULT_THREADS, WorkerSettings, timing_from_environment
@@ -74,6 +76,12 @@ def add_work_parser(commands: Any) -> None:
         type=float,
         metavar="S",
         help="a process silent this long is dead (default 30, >= 5x heartbeat)",
+    )
+    work.add_argument(
+        "--retention",
+        type=parse_duration,
+        metavar="DURATION",
+        help="keep succeeded jobs this long, then prune them (default 1d; 0s = at once)",
     )
     work.add_argument("--sqlite-synchronous", choices=["NORMAL", "FULL"], default="NORMAL")
     work.set_defaults(handler=cmd_work)
@@ -141,7 +149,20 @@ def build_settings(args: argparse.Namespace) -> SupervisorSettings:
         dead_threshold=timing["dead_threshold"],
         shutdown_timeout=timing["shutdown_timeout"],
         burst=args.burst,
+        retention=_retention(args, project.values),
     )
+
+
+def _retention(args: argparse.Namespace, project: dict[str, Any]) -> timedelta:
+    if args.retention is not None:
+        return args.retention  # type: ignore[no-any-return]
+    configured = project.get("retention")
+    if configured is None:
+        return timedelta(days=1)
+    try:
+        return parse_duration(str(configured))
+    except argparse.ArgumentTypeError as error:
+        raise ConfigurationError(f"[tool.jobqueue] retention: {error}") from None
 
 
 def cmd_work(args: argparse.Namespace) -> int:

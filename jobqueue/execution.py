@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from jobqueue.registry import JobDefinition, registry
-from jobqueue.retry import FailJob, RetryJob, backoff_delay
+from jobqueue.retry import FailJob, JobCancelled, RetryJob, backoff_delay
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.serialization import decode_arguments
 from jobqueue.store import ClaimedJob
@@ -32,6 +32,28 @@ _current_job: ContextVar[ClaimedJob | None] = ContextVar("jobqueue_current_job",
 
 _global_failure_hooks: list[Callable[..., Any]] = []
 _global_retry_hooks: list[Callable[..., Any]] = []
+
+
+_cancel_requested: set[str] = set()
+
+
+def request_cancel(job_id: str) -> None:
+    """Mark a running job as asked to stop (the worker calls this when an operator cancels)."""
+    _cancel_requested.add(job_id)
+
+
+def forget_cancel(job_id: str) -> None:
+    _cancel_requested.discard(job_id)
+
+
+def cancel_requested() -> bool:
+    """True when an operator asked the job running in this thread or task to stop.
+
+    Long jobs check it between units of work and ``raise JobCancelled()`` (or return early);
+    the request reaches the worker with its next heartbeat.
+    """
+    job = _current_job.get()
+    return job is not None and job.id in _cancel_requested
 
 
 def current_job() -> ClaimedJob | None:
@@ -164,6 +186,8 @@ def decide(job: ClaimedJob, error: BaseException, now: datetime | None = None) -
     exhausted = job.failed_attempts + 1 >= job.max_attempts
     if isinstance(error, FailJob):
         return Outcome(FAILED, text, None, error)
+    if isinstance(error, JobCancelled):
+        return Outcome(CANCELLED, text, None, error)
     if options is not None and options.discard_on and isinstance(error, options.discard_on):
         return Outcome(CANCELLED, text, None, error)
     if (

@@ -46,6 +46,11 @@ def rescue_orphans(jobqueue: JobQueue) -> int:
         now = datetime.now(UTC)
         with jobqueue.transaction() as connection:
             status = store.rescue_job(connection, job, error=worker_lost_error(job), now=now)
+            if status is not None:
+                kind = "failed" if status == FAILED else "retried"
+                store.bump_stats(
+                    connection, shard=job.claimed_by, now=now, counts={job.queue: {kind: 1}}
+                )
         if status is None:
             continue
         rescued += 1

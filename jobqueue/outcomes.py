@@ -9,6 +9,7 @@ neither overwrite the attempt that replaced it nor resurrect a finished job.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -80,7 +81,18 @@ def write_records(
             now=now,
         )
         (report.failed if ok else report.rejected).append(record)
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for record in report.succeeded:
+        counts[record.job.queue]["succeeded"] += 1
+    for record in report.failed:
+        counts[record.job.queue][STAT_KIND[record.outcome.status]] += 1
+    if counts:
+        store.bump_stats(connection, shard=process_id, now=now, counts=counts)
     return report
+
+
+#: Outcome status -> the counter it adds to.
+STAT_KIND = {PENDING: "retried", FAILED: "failed", CANCELLED: "discarded"}
 
 
 def log_report(report: WriteReport) -> None:

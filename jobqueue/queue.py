@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -39,6 +39,9 @@ from jobqueue.schema import PENDING, SCHEMA_REVISION
 from jobqueue.serialization import DEFAULT_MAX_PAYLOAD_BYTES, encode_arguments
 
 # Engines whose schema revision was checked: the check runs once per engine, not per enqueue.
+if TYPE_CHECKING:
+    from jobqueue.admin import Admin
+
 _verified_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 _verify_lock = threading.Lock()
 
@@ -86,6 +89,13 @@ class JobQueue:
                 if self._engine is None:
                     self._engine = create_engine(self.database_url, **self._engine_options)
         return self._engine
+
+    @property
+    def admin(self) -> Admin:
+        """Operator actions: list, retry, cancel, discard, pause, prune, stats."""
+        from jobqueue.admin import Admin
+
+        return Admin(self)
 
     @property
     def dialect(self) -> str:

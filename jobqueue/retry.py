@@ -60,3 +60,7 @@ class RetryJob(Exception):
 
 class FailJob(Exception):
     """Raise inside a job to fail it permanently at once, whatever attempts remain."""
+
+
+class JobCancelled(Exception):
+    """Raise inside a job that saw :func:`jobqueue.cancel_requested` to end it as ``cancelled``."""

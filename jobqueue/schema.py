@@ -38,7 +38,7 @@ STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {
@@ -147,6 +147,46 @@ job_processes = Table(
     Column("last_heartbeat_at", UTCDateTime(), nullable=False),
     Index("ix_job_processes_heartbeat", "last_heartbeat_at"),
     Index("ix_job_processes_supervisor", "supervisor_id"),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
+)
+
+# Queues an operator paused: workers claim nothing from them; enqueue still works.
+job_queue_pauses = Table(
+    "job_queue_pauses",
+    metadata,
+    Column("queue", String(100), primary_key=True),
+    Column("paused_at", UTCDateTime(), nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
+)
+
+# Outcome counters per minute, queue and process, updated in the transaction that records the
+# outcomes, so throughput and failure figures survive pruning and never go down. Sharded by
+# process so concurrent workers never wait on one another's counter row.
+job_stats = Table(
+    "job_stats",
+    metadata,
+    Column("minute", UTCDateTime(), primary_key=True),
+    Column("queue", String(100), primary_key=True),
+    Column("process_id", String(26), primary_key=True),
+    Column("succeeded", Integer, nullable=False, server_default=text("0")),
+    Column("retried", Integer, nullable=False, server_default=text("0")),
+    Column("failed", Integer, nullable=False, server_default=text("0")),
+    Column("discarded", Integer, nullable=False, server_default=text("0")),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
+)
+
+# Cooperative cancellation of running jobs: the worker tells the job, which may stop early.
+job_cancellations = Table(
+    "job_cancellations",
+    metadata,
+    Column("job_id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
+    Column("requested_at", UTCDateTime(), nullable=False),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_bin",

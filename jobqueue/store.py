@@ -23,6 +23,9 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.sql.elements import BindParameter
 
@@ -32,8 +35,11 @@ from jobqueue.schema import (
     SUCCEEDED,
     VERSION_TABLE,
     UTCDateTime,
+    job_cancellations,
     job_processes,
     job_queue,
+    job_queue_pauses,
+    job_stats,
 )
 from jobqueue.serialization import decode_arguments
 
@@ -196,8 +202,9 @@ def _claim_statements(dialect: str, by_queue: bool) -> tuple[Any, ...]:
     # A process that was declared dead (its row deleted) claims nothing, even before its next
     # heartbeat tells it so.
     registered = exists().where(job_processes.c.id == _P_PROCESS)
+    unpaused = ~exists().where(job_queue_pauses.c.queue == job_queue.c.queue)
     due = select(job_queue.c.id).where(
-        job_queue.c.status == PENDING, job_queue.c.scheduled_for <= _P_NOW, registered
+        job_queue.c.status == PENDING, job_queue.c.scheduled_for <= _P_NOW, registered, unpaused
     )
     if by_queue:
         due = due.where(job_queue.c.queue == _P_QUEUE)
@@ -265,7 +272,9 @@ def _claim_from(
 
 def next_due_at(connection: Connection, queues: Sequence[str] | None) -> datetime | None:
     """When the earliest pending job of these queues is due (a cheap index lookup), or None."""
-    pending = job_queue.c.status == PENDING
+    pending = (job_queue.c.status == PENDING) & ~exists().where(
+        job_queue_pauses.c.queue == job_queue.c.queue
+    )
     if queues is None:
         query = select(func.min(job_queue.c.scheduled_for)).where(pending)
         return connection.execute(query).scalar()
@@ -372,6 +381,14 @@ def held_jobs(connection: Connection, process_id: str) -> list[tuple[str, int]]:
     return [(row.id, row.attempts) for row in rows]
 
 
+def cancellation_requests(connection: Connection, job_ids: Sequence[str]) -> list[str]:
+    """Which of these running jobs an operator asked to stop."""
+    rows = connection.execute(
+        select(job_cancellations.c.job_id).where(job_cancellations.c.job_id.in_(list(job_ids)))
+    )
+    return list(rows.scalars())
+
+
 def orphaned_jobs(connection: Connection) -> list[ClaimedJob]:
     """Running jobs whose process row is gone: their worker died or was declared dead."""
     alive = exists().where(job_processes.c.id == job_queue.c.claimed_by)
@@ -413,3 +430,37 @@ def notify_enqueued(connection: Connection, queues: Iterable[str]) -> None:
 
 
 NOTIFY_CHANNEL = "jobqueue"
+
+
+def bump_stats(
+    connection: Connection,
+    *,
+    shard: str,
+    now: datetime,
+    counts: Mapping[str, Mapping[str, int]],
+) -> None:
+    """Add outcome counts (queue -> {succeeded|retried|failed|discarded: n}) to this minute's
+    counters, in the caller's transaction. ``shard`` (the writing process) keeps concurrent
+    writers off one another's rows."""
+    minute = now.replace(second=0, microsecond=0)
+    dialect = connection.dialect.name
+    for queue, by_kind in counts.items():
+        values = {"minute": minute, "queue": queue, "process_id": shard}
+        values.update({kind: by_kind.get(kind, 0) for kind in STAT_KINDS})
+        statement: Any
+        if dialect in ("mysql", "mariadb"):
+            mysql_statement = mysql_insert(job_stats).values(**values)
+            statement = mysql_statement.on_duplicate_key_update(
+                {kind: job_stats.c[kind] + mysql_statement.inserted[kind] for kind in STAT_KINDS}
+            )
+        else:
+            upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            new = upsert(job_stats).values(**values)
+            statement = new.on_conflict_do_update(
+                index_elements=["minute", "queue", "process_id"],
+                set_={kind: job_stats.c[kind] + new.excluded[kind] for kind in STAT_KINDS},
+            )
+        connection.execute(statement)
+
+
+STAT_KINDS = ("succeeded", "retried", "failed", "discarded")

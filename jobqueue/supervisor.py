@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from types import FrameType
 
 import structlog
@@ -24,8 +25,8 @@ from ulid import ULID
 
 from jobqueue import maintenance, processes
 from jobqueue.db import mask_url
-from jobqueue.errors import JobQueueError
 from jobqueue.queue import JobQueue
+from jobqueue.schema import SUCCEEDED
 from jobqueue.settings import WorkerSettings
 from jobqueue.worker import EXIT_OK, EXIT_RECYCLE
 
@@ -53,6 +54,8 @@ class SupervisorSettings:
     dead_threshold: float
     shutdown_timeout: float
     burst: bool = False
+    #: How long succeeded jobs are kept before maintenance prunes them (0: at the next pass).
+    retention: timedelta = timedelta(days=1)
     process_id: str = field(default_factory=lambda: str(ULID()))
 
 
@@ -230,5 +233,9 @@ class Supervisor:
     def _maintain(self) -> None:
         try:
             maintenance.rescue(self.jobqueue, threshold_seconds=self.settings.dead_threshold)
-        except (JobQueueError, Exception) as error:
+            # A few small batches per pass: pruning never holds up claiming for long.
+            self.jobqueue.admin.prune(
+                status=SUCCEEDED, older_than=self.settings.retention, max_batches=10
+            )
+        except Exception as error:  # the next round will retry
             log.warning("maintenance_failed", error=str(error).splitlines()[0])

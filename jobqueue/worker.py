@@ -336,6 +336,7 @@ class Worker:
         self._finish(current, outcome)
 
     def _finish(self, current: Execution, outcome: Outcome) -> None:
+        execution.forget_cancel(current.job.id)
         if current.settle():
             execution.run_hooks(current.job, outcome)
             self._put_outcome(current.job, outcome)
@@ -375,6 +376,7 @@ class Worker:
                 return
             try:
                 self._reconcile()
+                self._pass_on_cancellations()
             except Exception as error:  # the next heartbeat tries again
                 log.warning("reconcile_failed", error=str(error).splitlines()[0])
             limit = self.settings.max_memory_mb
@@ -407,6 +409,17 @@ class Worker:
             released=released,
             job_ids=[job_id for job_id, _ in strays],
         )
+
+    def _pass_on_cancellations(self) -> None:
+        """Tell running jobs an operator asked them to stop (see jobqueue.cancel_requested)."""
+        with self._lock:
+            running = [e.job.id for e in self._executions.values() if e.started]
+        if not running:
+            return
+        with self.jobqueue.transaction(read_only=True) as connection:
+            requested = store.cancellation_requests(connection, running)
+        for job_id in requested:
+            execution.request_cancel(job_id)
 
     def _watchdog_loop(self) -> None:
         """Fail sync jobs past their timeout at once; recycle if their thread will not end."""

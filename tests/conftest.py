@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import delete
 
 import jobqueue
@@ -110,6 +111,13 @@ def fresh_database(
 @pytest.fixture(params=BACKENDS)
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """A CLI call configures structlog onto pytest's captured stderr; undo that after."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)

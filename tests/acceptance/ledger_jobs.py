@@ -75,3 +75,16 @@ def sync_timeout() -> None:
 async def async_timeout() -> None:
     write_ledger("async_timeout")
     await asyncio.sleep(30)
+
+
+@job(name="ledger.cancellable")
+def cancellable() -> None:
+    """Works in small steps and stops when an operator cancels it."""
+    from jobqueue import JobCancelled, cancel_requested
+
+    write_ledger("cancellable")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if cancel_requested():
+            raise JobCancelled("stopped at the operator's request")
+        time.sleep(0.05)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from jobqueue.schema import SCHEMA_REVISION
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -66,5 +68,5 @@ def test_installed_package_migrates_and_enqueues(tmp_path: Path) -> None:
         count = db.execute("SELECT count(*) FROM job_queue").fetchone()[0]
         version = db.execute("SELECT version_num FROM jobqueue_alembic_version").fetchone()[0]
     assert count == 15
-    assert version == "0001"
+    assert version == SCHEMA_REVISION
     assert sys.version_info >= (3, 11)

@@ -372,3 +372,29 @@ def test_workers_survive_their_connections_being_cut(jq, ledger, work) -> None:
     assert len(runner.events("worker_started")) == 2, "a worker died instead of reconnecting"
     runner.signal_group(signal.SIGTERM)
     assert runner.wait(30) == 0, summary(jq) + runner.output()[-3000:]
+
+
+def test_cancelling_a_running_job_stops_it_cooperatively(jq, ledger, work) -> None:
+    from jobqueue.schema import CANCELLED
+
+    handle = ledger_jobs.cancellable.using(jobqueue=jq).enqueue()
+    runner = work()
+    wait_until(lambda: ledger(), 30, "the job to start")
+    result = jq.admin.cancel([handle.id])
+    assert result.requested == [handle.id]
+    wait_until(lambda: status(jq, handle.id) == CANCELLED, 30, "the job to stop")
+    row = jq.get_job(handle.id)
+    assert row is not None and "JobCancelled" in (row.last_error or "")
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0
+
+
+def test_burst_ignores_paused_queues_and_retention_zero_prunes(jq, ledger, work) -> None:
+    kept = ledger_jobs.record.using(jobqueue=jq, queue="held").enqueue("held")
+    ran = ledger_jobs.record.using(jobqueue=jq).enqueue("ran")
+    jq.admin.pause("held")
+    runner = work("--burst", "--retention", "0")
+    assert runner.wait(60) == 0, runner.output()[-3000:]
+    assert status(jq, kept.id) == PENDING
+    assert jq.get_job(ran.id) is None, "retention 0 prunes succeeded jobs at the next pass"
+    assert len(ledger()) == 1
