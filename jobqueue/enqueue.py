@@ -27,6 +27,7 @@ from jobqueue.registry import (
     validate_priority,
     validate_queue_name,
 )
+from jobqueue.serialization import canonical_digest
 
 if TYPE_CHECKING:
     from jobqueue.queue import JobQueue
@@ -60,6 +61,8 @@ class JobCall:
     priority: int = DEFAULT_PRIORITY
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     scheduled_for: datetime | None = None
+    #: While a job with this key is pending, blocked or running, enqueue returns that job.
+    unique_key: str | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -72,6 +75,10 @@ class JobCall:
             raise TypeError(f"kwargs must be a mapping, not {type(self.kwargs).__name__}")
         if self.scheduled_for is not None:
             object.__setattr__(self, "scheduled_for", require_aware(self.scheduled_for))
+        if self.unique_key is not None and (
+            not isinstance(self.unique_key, str) or not self.unique_key
+        ):
+            raise ValueError(f"unique_key must be a non-empty string, not {self.unique_key!r}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,8 @@ class EnqueuedJob:
     queue: str
     scheduled_for: datetime
     jobqueue: JobQueue | None = field(default=None, repr=False, compare=False)
+    #: True when a unique job with the same key was already queued and is returned instead.
+    existing: bool = False
 
     def fetch(self) -> JobRecord | None:
         """Read the job's current row (``None`` once it was pruned or rolled back)."""
@@ -99,7 +108,7 @@ class Enqueuer:
     default :class:`~jobqueue.queue.JobQueue` is used.
     """
 
-    __slots__ = ("_connection", "_jobqueue", "_name", "_options", "_session")
+    __slots__ = ("_connection", "_jobqueue", "_name", "_options", "_session", "_unique_key")
 
     def __init__(
         self,
@@ -109,9 +118,11 @@ class Enqueuer:
         jobqueue: JobQueue | None = None,
         connection: Connection | None = None,
         session: Session | None = None,
+        unique_key: str | None = None,
     ) -> None:
         if connection is not None and session is not None:
             raise ValueError("pass connection= or session=, not both")
+        self._unique_key = unique_key
         self._name = name
         self._options = options
         self._jobqueue = jobqueue
@@ -127,6 +138,7 @@ class Enqueuer:
         jobqueue: JobQueue | None = None,
         connection: Connection | None = None,
         session: Session | None = None,
+        unique_key: str | None = None,
     ) -> Enqueuer:
         """A copy with the given options replaced."""
         return Enqueuer(
@@ -135,6 +147,7 @@ class Enqueuer:
             jobqueue=jobqueue or self._jobqueue,
             connection=connection or self._connection,
             session=session or self._session,
+            unique_key=unique_key or self._unique_key,
         )
 
     def call(self, *args: Any, **kwargs: Any) -> JobCall:
@@ -164,6 +177,9 @@ class Enqueuer:
     def _call(
         self, scheduled_for: datetime | None, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> JobCall:
+        unique_key = self._unique_key
+        if unique_key is None and self._options.unique:
+            unique_key = canonical_digest([self._name, list(args), dict(kwargs)])
         return JobCall(
             name=self._name,
             args=args,
@@ -172,6 +188,7 @@ class Enqueuer:
             priority=self._options.priority,
             max_attempts=self._options.max_attempts,
             scheduled_for=scheduled_for,
+            unique_key=unique_key,
         )
 
     def _destination(self) -> JobQueue:

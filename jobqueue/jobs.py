@@ -85,6 +85,7 @@ class JobFunction(Generic[P, R]):
         jobqueue: JobQueue | None = None,
         connection: Connection | None = None,
         session: Session | None = None,
+        unique_key: str | None = None,
     ) -> Enqueuer:
         """Enqueue with other options, or inside your own transaction (``connection=``,
         ``session=``)."""
@@ -95,6 +96,7 @@ class JobFunction(Generic[P, R]):
             jobqueue=jobqueue,
             connection=connection,
             session=session,
+            unique_key=unique_key,
         )
 
 
@@ -115,6 +117,7 @@ def job(
     discard_on: type[BaseException] | ExceptionTypes | None = None,
     on_failure: Hook | None = None,
     on_retry: Hook | None = None,
+    unique: bool | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -132,13 +135,15 @@ def job(
     discard_on: type[BaseException] | ExceptionTypes | None = None,
     on_failure: Hook | None = None,
     on_retry: Hook | None = None,
+    unique: bool | None = None,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function (plain or ``async def``) as a job, with ``@job`` or ``@job(...)``.
 
     ``name`` defaults to ``module.qualname``; set it explicitly so queued jobs survive a rename.
     ``retry_on`` limits retries to those exceptions (others fail at once); ``discard_on`` ends
     the job as ``cancelled`` on those; ``on_failure(job, error)`` / ``on_retry(job, error)`` are
-    called after an attempt fails for good / will be retried.
+    called after an attempt fails for good / will be retried. ``unique=True``: while a job with
+    the same name and arguments is pending or running, enqueue returns that one instead.
     """
 
     def register(target: Callable[P, R]) -> JobFunction[P, R]:
@@ -158,6 +163,7 @@ def job(
             discard_on=discard_on,
             on_failure=on_failure,
             on_retry=on_retry,
+            unique=unique,
         )
         definition = JobDefinition(name or default_name(target), target, options)
         return JobFunction(registry.register(definition))
@@ -196,6 +202,7 @@ class Job:
         discard_on: type[BaseException] | ExceptionTypes | None = None,
         on_failure: Hook | None = None,
         on_retry: Hook | None = None,
+        unique: bool | None = None,
         abstract: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -218,6 +225,7 @@ class Job:
             discard_on=discard_on,
             on_failure=on_failure,
             on_retry=on_retry,
+            unique=unique,
         )
         if abstract:
             cls.definition = JobDefinition("<abstract>", cls.perform, validate_options(options))
@@ -266,6 +274,7 @@ class Job:
         jobqueue: JobQueue | None = None,
         connection: Connection | None = None,
         session: Session | None = None,
+        unique_key: str | None = None,
     ) -> Enqueuer:
         """Enqueue with other options, or inside your own transaction."""
         return cls._enqueuer().using(
@@ -275,6 +284,7 @@ class Job:
             jobqueue=jobqueue,
             connection=connection,
             session=session,
+            unique_key=unique_key,
         )
 
 

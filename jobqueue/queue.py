@@ -6,11 +6,13 @@ enqueued; tests and multi-database apps create their own. Nothing connects at im
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -207,10 +209,12 @@ class JobQueue:
             connection = session.connection()
         if connection is not None:
             self.verify_schema(connection)
-            self._insert(connection, rows)
+            existing = self._insert(connection, rows)
         else:
             self.verify_schema()
-            self._insert_own_transaction(rows)
+            existing = self._insert_own_transaction(rows)
+        for index, job_id in existing.items():
+            handles[index] = replace(handles[index], id=job_id, existing=True)
         # No per-job log line here: enqueue runs in the caller's process, whose logging is the
         # caller's; an unconfigured structlog would print every job at DEBUG.
         return handles
@@ -241,12 +245,17 @@ class JobQueue:
                     "failed_attempts": 0,
                     "max_attempts": call.max_attempts,
                     "created_at": now,
+                    "unique_key": (
+                        hashlib.sha256(call.unique_key.encode()).hexdigest()
+                        if call.unique_key is not None
+                        else None
+                    ),
                 }
             )
             handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, self))
         return rows, handles
 
-    def _insert_own_transaction(self, rows: list[dict[str, Any]]) -> None:
+    def _insert_own_transaction(self, rows: list[dict[str, Any]]) -> dict[int, str]:
         """Insert in a transaction of our own, retrying once on a connection lost before the
         commit was sent (a pooled connection the server closed): the jobs are written once or an
         error says so, never silently dropped. A deadlock victim is retried the same way."""
@@ -254,7 +263,7 @@ class JobQueue:
             with self.connect() as connection:
                 try:
                     transaction = connection.begin()
-                    self._insert(connection, rows)
+                    existing = self._insert(connection, rows)
                 except DBAPIError as error:
                     if attempt < 3 and (is_disconnect(error) or is_deadlock(error)):
                         continue
@@ -266,15 +275,26 @@ class JobQueue:
                         f"the commit of {len(rows)} job(s) to {mask_url(self.engine.url)} failed "
                         f"({str(error.orig).strip()}); whether they were written is unknown"
                     ) from error
-                return
+                return existing
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        store.insert_jobs(connection, rows)
+    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> dict[int, str]:
+        """Insert the rows; returns {row index: id of the queued job} for unique rows whose
+        key was taken, which are not inserted."""
+        plain = [row for row in rows if row["unique_key"] is None]
+        store.insert_jobs(connection, plain)
+        existing: dict[int, str] = {}
+        for index, row in enumerate(rows):
+            if row["unique_key"] is not None:
+                found = store.insert_unique(connection, row)
+                if found is not None:
+                    existing[index] = found
         if connection.dialect.name == "postgresql":
             now = datetime.now(UTC)
             store.notify_enqueued(
                 connection, {r["queue"] for r in rows if r["scheduled_for"] <= now}
             )
+        return existing
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -47,6 +47,8 @@ class JobOptions:
     discard_on: ExceptionTypes = ()
     on_failure: Hook | None = None
     on_retry: Hook | None = None
+    #: While a job with the same name and arguments is pending or running, enqueue returns it.
+    unique: bool = False
 
     def merged(self, **overrides: Any) -> JobOptions:
         """A copy with the given non-``None`` options replaced, each validated."""

@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
+    insert,
     select,
     tuple_,
     update,
@@ -86,6 +87,40 @@ def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
     """Insert job rows; several rows go as one ``executemany`` (never one giant VALUES list)."""
     if rows:
         connection.execute(job_queue.insert(), list(rows))
+
+
+def insert_unique(connection: Connection, row: Mapping[str, Any]) -> str | None:
+    """Insert a job whose ``unique_key`` must not be held by another pending or running job.
+
+    Returns None when inserted, else the id of the job holding the key. The database's unique
+    index decides, so concurrent enqueuers agree; the conflict is skipped (ON CONFLICT DO
+    NOTHING / INSERT IGNORE) rather than raised, which would abort a caller's PostgreSQL
+    transaction. If the holder finishes between the conflict and the look-up, try again.
+    """
+    dialect = connection.dialect.name
+    key = row["unique_key"]
+    for _ in range(10):
+        if dialect in ("mysql", "mariadb"):
+            # Every value was validated before, so IGNORE can only be skipping the duplicate.
+            result = connection.execute(insert(job_queue).prefix_with("IGNORE").values(**row))
+            if result.rowcount == 1:
+                return None
+        else:
+            upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            statement = (
+                upsert(job_queue)
+                .values(**row)
+                .on_conflict_do_nothing(index_elements=["unique_key"])
+                .returning(job_queue.c.id)
+            )
+            if connection.execute(statement).scalar() is not None:
+                return None
+        holder = connection.execute(
+            select(job_queue.c.id).where(job_queue.c.unique_key == key)
+        ).scalar()
+        if holder is not None:
+            return str(holder)
+    raise RuntimeError(f"could not insert or find the unique job with key {key}")
 
 
 def fetch_job(connection: Connection, job_id: str) -> JobRecord | None:
