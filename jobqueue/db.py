@@ -95,6 +95,15 @@ def create_engine(
         if pool_size is not None:
             options["pool_size"] = pool_size
             options["max_overflow"] = max(2, pool_size // 2)
+    if backend == "postgresql":
+        # libpq waits for ever on a blackholed server by default; keepalives notice a dead peer.
+        options["connect_args"] = {
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
     if backend in ("mysql", "mariadb"):
         options["isolation_level"] = "READ COMMITTED"
         if "charset" not in parsed.query:

@@ -149,7 +149,7 @@ def run_sync(job: ClaimedJob) -> Outcome:
             else:
                 target(*args, **kwargs)
         except BaseException as error:
-            return decide(job, error)
+            return decide_safely(job, error)
         return SUCCESS
 
 
@@ -161,9 +161,9 @@ async def run_async(job: ClaimedJob) -> Outcome:
             target = definition.callable_for_run()
             await _with_timeout(target(*args, **kwargs), definition.options.timeout)
         except asyncio.CancelledError as error:
-            return decide(job, JobTimeoutError(f"cancelled: {error}"))
+            return decide_safely(job, JobTimeoutError(f"cancelled: {error}"))
         except BaseException as error:
-            return decide(job, error)
+            return decide_safely(job, error)
         return SUCCESS
 
 
@@ -203,6 +203,26 @@ def decide(job: ClaimedJob, error: BaseException, now: datetime | None = None) -
         delay = backoff_delay(job.failed_attempts + 1, options.backoff if options else None)
         retry_at = now + timedelta(seconds=delay)
     return Outcome(PENDING, text, retry_at, error)
+
+
+def decide_safely(job: ClaimedJob, error: BaseException) -> Outcome:
+    """:func:`decide`, and if even that fails (an exception whose ``str`` raises, a backoff
+    callable that raises, a retry time out of range), a plain retry: a job must never be left
+    ``running`` behind a live worker because recording its failure failed."""
+    try:
+        return decide(job, error)
+    except BaseException as failure:
+        kind = type(error)
+        text = json.dumps(
+            {
+                "type": f"{kind.__module__}.{kind.__qualname__}",
+                "message": f"(the error could not be recorded in full: {failure!r})",
+                "traceback": "",
+            }
+        )
+        if job.failed_attempts + 1 >= job.max_attempts:
+            return Outcome(FAILED, text, None, error)
+        return Outcome(PENDING, text, datetime.now(UTC) + timedelta(seconds=60), error)
 
 
 def run_hooks(job: ClaimedJob, outcome: Outcome) -> None:

@@ -119,7 +119,7 @@ def job_fields(job: ClaimedJob) -> dict[str, object]:
 def _log_failure(record: Record) -> None:
     outcome = record.outcome
     error = outcome.exception
-    summary = f"{type(error).__name__}: {error}" if error is not None else outcome.error
+    summary = _summary(error) if error is not None else outcome.error
     fields = job_fields(record.job)
     if outcome.status == PENDING:
         assert outcome.retry_at is not None
@@ -136,3 +136,10 @@ def _log_failure(record: Record) -> None:
         log.error(
             "job_failed", **fields, error=summary, failed_attempts=record.job.failed_attempts + 1
         )
+
+
+def _summary(error: BaseException) -> str:
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:  # an exception whose str() raises still gets logged
+        return f"{type(error).__name__}: <unprintable>"

@@ -34,7 +34,17 @@ class ProcessRow:
 
 
 def hostname() -> str:
-    return socket.gethostname()
+    """This host as seen by pids: the hostname plus, on Linux, the boot id and the pid
+    namespace, so containers that share a hostname (host networking, replicas) but not their
+    pids never judge one another's processes by pid."""
+    name = socket.gethostname()
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot = handle.read().strip()[:8]
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return name
+    return f"{name}:{boot}:{namespace}"
 
 
 def register(

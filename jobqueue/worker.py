@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 import structlog
@@ -94,7 +94,9 @@ class Worker:
         self._low_water = threads if prefetch else threads - 1
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="jobqueue-job")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._executions: dict[str, Execution] = {}
+        # Keyed by (id, attempts): a stuck attempt past its timeout and the retry of the same
+        # job that this process may claim meanwhile are two different executions.
+        self._executions: dict[tuple[str, int], Execution] = {}
         self._outcomes: list[Record] = []
         self._oldest_outcome = 0.0
         self._lock = threading.Lock()
@@ -104,6 +106,7 @@ class Worker:
         self._wake = threading.Event()
         self._finished = threading.Event()  # set when the process is about to exit
         self._stop_reason: str | None = None
+        self._stop_lock = threading.Lock()
         self._stop_now = False
         self._signals = 0
         self._exit_code = EXIT_OK
@@ -155,6 +158,10 @@ class Worker:
         return self._exit_code
 
     def request_stop(self, reason: str, *, now: bool = False, code: int = EXIT_OK) -> None:
+        with self._stop_lock:
+            self._request_stop(reason, now=now, code=code)
+
+    def _request_stop(self, reason: str, *, now: bool, code: int) -> None:
         if self._stop_reason is None:
             self._stop_reason = reason
             self._exit_code = code
@@ -167,8 +174,18 @@ class Worker:
         if threading.current_thread() is not threading.main_thread():
             return
 
+        last = [0.0]
+
         def on_stop(signum: int, _frame: FrameType | None) -> None:
-            self._signals += 1 if signum != signal.SIGQUIT else 2
+            # Ctrl-C or `docker stop` signals the whole group and the supervisor forwards the
+            # same signal a moment later: a repeat within a second is that echo, not a second
+            # request to stop at once.
+            now = time.monotonic()
+            if signum == signal.SIGQUIT:
+                self._signals += 2
+            elif now - last[0] > 1.0:
+                self._signals += 1
+            last[0] = now
 
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(signum, on_stop)
@@ -252,7 +269,10 @@ class Worker:
                 else []
             )
         if report is not None:
-            log_report(report)
+            try:
+                log_report(report)
+            except Exception as error:  # written already: a logging failure must not redo it
+                log.error("log_failed", error=repr(error))
         return claimed, None
 
     def _take_outcomes(self, *, force: bool) -> list[Record]:
@@ -319,7 +339,7 @@ class Worker:
         definition = registry.find(job.name)
         current = Execution(job)
         with self._lock:
-            self._executions[job.id] = current
+            self._executions[job.fence] = current
         log.debug("job_claimed", **job_fields(job))
         if definition is not None and definition.is_async:
             current.begin(None)  # asyncio.timeout inside the job enforces its timeout
@@ -332,7 +352,11 @@ class Worker:
     def _run_in_thread(self, current: Execution, timeout: float | None) -> None:
         if not current.begin(timeout):
             return  # released at shutdown before it started
-        outcome = execution.run_sync(current.job)
+        log.debug("job_started", **job_fields(current.job))
+        try:
+            outcome = execution.run_sync(current.job)
+        except BaseException as error:  # never leave a job running behind a live worker
+            outcome = execution.decide_safely(current.job, error)
         self._finish(current, outcome)
 
     def _finish(self, current: Execution, outcome: Outcome) -> None:
@@ -341,7 +365,8 @@ class Worker:
             execution.run_hooks(current.job, outcome)
             self._put_outcome(current.job, outcome)
         with self._lock:
-            self._executions.pop(current.job.id, None)
+            if self._executions.get(current.job.fence) is current:
+                del self._executions[current.job.fence]
             self._processed += 1
             processed = self._processed
         self._wake.set()
@@ -446,7 +471,11 @@ class Worker:
         definition = registry.find(job.name)
         limit = definition.options.timeout if definition is not None else None
         error = JobTimeoutError(f"the job ran longer than its timeout of {limit or 0:g} s")
-        outcome = execution.decide(job, error)
+        outcome = execution.decide_safely(job, error)
+        if outcome.retry_at is not None:
+            # Its thread may run on for the grace period: no retry may start before that ends.
+            earliest = datetime.now(UTC) + timedelta(seconds=self.settings.timeout_grace)
+            outcome = replace(outcome, retry_at=max(outcome.retry_at, earliest))
         execution.run_hooks(job, outcome)
         self._put_outcome(job, outcome)
         log.warning("job_timed_out", **job_fields(job))
@@ -488,9 +517,11 @@ class Worker:
             candidates = list(self._executions.values())
         for current in candidates:
             if current.settle(only_if_unstarted=only_unstarted):
-                with self._lock:
-                    self._executions.pop(current.job.id, None)
+                # Outcome first, then forget it: reconciliation must see it in one or the other.
                 self._put_outcome(current.job, Outcome(RELEASED))
+                with self._lock:
+                    if self._executions.get(current.job.fence) is current:
+                        del self._executions[current.job.fence]
 
     def _write_remaining(self, *, deadline: float) -> None:
         """Write every outstanding outcome, retrying through a database blip until ``deadline``;
@@ -527,8 +558,8 @@ class Worker:
 def _result(future: Future[Outcome], job: ClaimedJob) -> Outcome:
     try:
         return future.result()
-    except BaseException as error:
-        return execution.decide(job, error)
+    except BaseException as error:  # the loop itself failed the coroutine
+        return execution.decide_safely(job, error)
 
 
 def resident_memory_mb() -> float:

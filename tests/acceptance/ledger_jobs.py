@@ -88,3 +88,9 @@ def cancellable() -> None:
         if cancel_requested():
             raise JobCancelled("stopped at the operator's request")
         time.sleep(0.05)
+
+
+@job(name="ledger.overruns", timeout=0.5, max_attempts=2, backoff=0)
+def overruns() -> None:
+    write_ledger("overruns")
+    time.sleep(1.0)

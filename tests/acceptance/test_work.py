@@ -270,7 +270,7 @@ def test_a_worker_declared_dead_stops_and_its_job_is_run_again(jq, ledger, work)
     wait_until(lambda: ledger(), 30, "the job to start")
     with jq.transaction() as connection:  # as if its heartbeat had expired
         connection.execute(text("DELETE FROM job_processes WHERE kind = 'worker'"))
-    assert rescue_orphans(jq) == 1
+    rescue_orphans(jq)  # the supervisor's maintenance may have got there first
     wait_until(lambda: status(jq, handle.id) == SUCCEEDED, 60, "the job to succeed")
     row = jq.get_job(handle.id)
     assert row is not None and (row.attempts, row.failed_attempts) == (2, 1)
@@ -398,3 +398,28 @@ def test_burst_ignores_paused_queues_and_retention_zero_prunes(jq, ledger, work)
     assert status(jq, kept.id) == PENDING
     assert jq.get_job(ran.id) is None, "retention 0 prunes succeeded jobs at the next pass"
     assert len(ledger()) == 1
+
+
+def test_sigterm_to_the_group_lets_a_short_job_finish(jq, ledger, work) -> None:
+    handle = ledger_jobs.sleep.using(jobqueue=jq).enqueue(1.5)
+    runner = work("--shutdown-timeout", "20")
+    wait_until(lambda: ledger(), 30, "the job to start")
+    runner.signal_group(signal.SIGTERM)  # the supervisor forwards it too: one stop, not two
+    assert runner.wait(30) == 0, runner.output()[-3000:]
+    assert status(jq, handle.id) == SUCCEEDED
+    assert not runner.events("job_released")
+
+
+def test_a_timed_out_attempt_is_not_retried_while_its_thread_may_still_run(
+    jq, ledger, work, monkeypatch
+) -> None:
+    monkeypatch.setenv("JOBQUEUE_TIMEOUT_GRACE", "2")
+    handle = ledger_jobs.overruns.using(jobqueue=jq).enqueue()
+    runner = work("--threads", "2", "--prefetch", "0")
+    wait_until(lambda: status(jq, handle.id) == FAILED, 60, "both attempts to time out")
+    starts = [datetime.fromisoformat(at) for _, _, at in ledger()]
+    assert len(starts) == 2
+    # The first attempt's thread ran for 1 s; the retry began only after the 2 s grace.
+    assert (starts[1] - starts[0]).total_seconds() >= 2.0
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0

@@ -176,3 +176,17 @@ def test_inline_mode_runs_at_enqueue_without_a_database() -> None:
         with pytest.raises(ValueError, match="boom"):
             boom.enqueue()
     assert calls == ["now", ("async", "too")]
+
+
+def test_an_error_that_cannot_be_described_is_still_recorded(jq: JobQueue) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+    @job(name="exec.unprintable")
+    def unprintable() -> None:
+        raise Unprintable()
+
+    handle = unprintable.enqueue()
+    assert drain(jq) == {PENDING: 1}
+    assert "could not be recorded in full" in last_error(jq, handle.id)["message"]
