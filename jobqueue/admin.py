@@ -28,6 +28,7 @@ from jobqueue.schema import (
     job_cancellations,
     job_queue,
     job_queue_pauses,
+    job_semaphores,
     job_stats,
 )
 from jobqueue.store import JobRecord
@@ -141,8 +142,8 @@ class Admin:
         now = datetime.now(UTC)
         with self.jobqueue.transaction() as connection:
             self._require(connection, ids)
-            moved = self._retry_where(connection, job_queue.c.id.in_(ids), now)
-        return moved
+            moved = set(self._retry_where(connection, job_queue.c.id.in_(ids), now))
+        return [job_id for job_id in ids if job_id in moved]
 
     def retry_all_failed(self, *, queue: str | None = None) -> list[str]:
         condition = job_queue.c.status == FAILED
@@ -168,6 +169,7 @@ class Admin:
                     claimed_by=None,
                 )
             )
+            self._reacquire_slots(connection, ids)
             connection.execute(delete(job_cancellations).where(job_cancellations.c.job_id.in_(ids)))
             if connection.dialect.name == "postgresql":
                 queues = connection.execute(
@@ -177,6 +179,20 @@ class Admin:
         for job_id in ids:
             log.info("job_retried_by_operator", job_id=job_id)
         return ids
+
+    def _reacquire_slots(self, connection: Connection, ids: list[str]) -> None:
+        """Retried jobs with a concurrency key take a slot again, or wait as blocked."""
+        rows = connection.execute(
+            select(job_queue.c.id, job_queue.c.concurrency_key, job_semaphores.c.max_running)
+            .join(job_semaphores, job_semaphores.c.key == job_queue.c.concurrency_key)
+            .where(job_queue.c.id.in_(ids))
+            .order_by(job_queue.c.id)
+        ).all()
+        for job_id, key, limit in rows:
+            if not store.acquire_slot(connection, key, limit):
+                connection.execute(
+                    update(job_queue).where(job_queue.c.id == job_id).values(status=BLOCKED)
+                )
 
     def cancel(self, job_ids: Sequence[str]) -> CancelResult:
         """Pending or blocked jobs become cancelled and never run; running jobs are asked to
@@ -193,11 +209,22 @@ class Admin:
                 ).scalars()
             )
             if waiting:
+                # A pending job with a concurrency key holds a slot: pass it on.
+                holders = connection.execute(
+                    select(job_queue.c.concurrency_key).where(
+                        job_queue.c.id.in_(waiting),
+                        job_queue.c.status == PENDING,
+                        job_queue.c.concurrency_key.is_not(None),
+                    )
+                ).scalars()
+                keys = list(holders)
                 connection.execute(
                     update(job_queue)
                     .where(job_queue.c.id.in_(waiting), job_queue.c.status.in_([PENDING, BLOCKED]))
                     .values(status=CANCELLED, finished_at=now, unique_key=None)
                 )
+                if keys:
+                    store.release_slots(connection, keys)
             running = list(
                 connection.execute(
                     select(job_queue.c.id).where(
@@ -218,6 +245,8 @@ class Admin:
                     insert(job_cancellations),
                     [{"job_id": job_id, "requested_at": now} for job_id in fresh],
                 )
+        waiting = [job_id for job_id in ids if job_id in set(waiting)]  # the caller's order
+        running = [job_id for job_id in ids if job_id in set(running)]
         for job_id in waiting:
             log.info("job_cancelled", job_id=job_id)
         for job_id in running:

@@ -63,6 +63,9 @@ class JobCall:
     scheduled_for: datetime | None = None
     #: While a job with this key is pending, blocked or running, enqueue returns that job.
     unique_key: str | None = None
+    #: At most ``concurrency_limit`` jobs with this key run at once; the rest wait as blocked.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -79,6 +82,15 @@ class JobCall:
             not isinstance(self.unique_key, str) or not self.unique_key
         ):
             raise ValueError(f"unique_key must be a non-empty string, not {self.unique_key!r}")
+        if (self.concurrency_key is None) != (self.concurrency_limit is None):
+            raise ValueError("concurrency_key and concurrency_limit go together")
+        if self.concurrency_key is not None and (
+            not isinstance(self.concurrency_key, str) or not 0 < len(self.concurrency_key) <= 255
+        ):
+            raise ValueError(
+                f"concurrency_key must be a string of 1 to 255 characters, "
+                f"not {self.concurrency_key!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,11 @@ class Enqueuer:
         unique_key = self._unique_key
         if unique_key is None and self._options.unique:
             unique_key = canonical_digest([self._name, list(args), dict(kwargs)])
+        limit = self._options.concurrency_limit
+        concurrency_key: str | None = None
+        if limit is not None:
+            key = self._options.concurrency_key
+            concurrency_key = key(*args, **kwargs) if callable(key) else (key or self._name)
         return JobCall(
             name=self._name,
             args=args,
@@ -189,6 +206,8 @@ class Enqueuer:
             max_attempts=self._options.max_attempts,
             scheduled_for=scheduled_for,
             unique_key=unique_key,
+            concurrency_key=concurrency_key,
+            concurrency_limit=limit,
         )
 
     def _destination(self) -> JobQueue:

@@ -118,6 +118,8 @@ def job(
     on_failure: Hook | None = None,
     on_retry: Hook | None = None,
     unique: bool | None = None,
+    concurrency_key: str | Callable[..., str] | None = None,
+    concurrency_limit: int | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -136,6 +138,8 @@ def job(
     on_failure: Hook | None = None,
     on_retry: Hook | None = None,
     unique: bool | None = None,
+    concurrency_key: str | Callable[..., str] | None = None,
+    concurrency_limit: int | None = None,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function (plain or ``async def``) as a job, with ``@job`` or ``@job(...)``.
 
@@ -144,6 +148,9 @@ def job(
     the job as ``cancelled`` on those; ``on_failure(job, error)`` / ``on_retry(job, error)`` are
     called after an attempt fails for good / will be retried. ``unique=True``: while a job with
     the same name and arguments is pending or running, enqueue returns that one instead.
+    ``concurrency_limit=N`` (with an optional ``concurrency_key``, a string or a function of the
+    arguments, default the job's name): at most N such jobs run at once; the others wait as
+    ``blocked``.
     """
 
     def register(target: Callable[P, R]) -> JobFunction[P, R]:
@@ -164,6 +171,8 @@ def job(
             on_failure=on_failure,
             on_retry=on_retry,
             unique=unique,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
         )
         definition = JobDefinition(name or default_name(target), target, options)
         return JobFunction(registry.register(definition))
@@ -203,6 +212,8 @@ class Job:
         on_failure: Hook | None = None,
         on_retry: Hook | None = None,
         unique: bool | None = None,
+        concurrency_key: str | Callable[..., str] | None = None,
+        concurrency_limit: int | None = None,
         abstract: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -226,6 +237,8 @@ class Job:
             on_failure=on_failure,
             on_retry=on_retry,
             unique=unique,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
         )
         if abstract:
             cls.definition = JobDefinition("<abstract>", cls.perform, validate_options(options))

@@ -46,6 +46,8 @@ def rescue_orphans(jobqueue: JobQueue) -> int:
         now = datetime.now(UTC)
         with jobqueue.transaction() as connection:
             status = store.rescue_job(connection, job, error=worker_lost_error(job), now=now)
+            if status == FAILED and job.concurrency_key is not None:
+                store.release_slots(connection, [job.concurrency_key])
             if status is not None:
                 kind = "failed" if status == FAILED else "retried"
                 store.bump_stats(

@@ -81,6 +81,10 @@ def write_records(
             now=now,
         )
         (report.failed if ok else report.rejected).append(record)
+    ended = report.succeeded + [r for r in report.failed if r.outcome.status != PENDING]
+    keys = [r.job.concurrency_key for r in ended if r.job.concurrency_key is not None]
+    if keys:
+        store.release_slots(connection, keys)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for record in report.succeeded:
         counts[record.job.queue]["succeeded"] += 1

@@ -37,7 +37,7 @@ from jobqueue.db import (
 )
 from jobqueue.enqueue import EnqueuedJob, JobCall
 from jobqueue.errors import DatabaseUnavailableError, SchemaError
-from jobqueue.schema import PENDING, SCHEMA_REVISION
+from jobqueue.schema import BLOCKED, PENDING, SCHEMA_REVISION
 from jobqueue.serialization import DEFAULT_MAX_PAYLOAD_BYTES, encode_arguments
 
 # Engines whose schema revision was checked: the check runs once per engine, not per enqueue.
@@ -199,7 +199,9 @@ class JobQueue:
             raise ValueError("pass connection= or session=, not both")
         if isinstance(calls, JobCall):
             raise TypeError("enqueue_many() takes a list of JobCall, not a single JobCall")
-        rows, handles = self._rows(list(calls))
+        calls = list(calls)
+        rows, handles = self._rows(calls)
+        limits = [call.concurrency_limit for call in calls]
         if inline_mode.get():
             from jobqueue.testing import run_inline
 
@@ -209,10 +211,10 @@ class JobQueue:
             connection = session.connection()
         if connection is not None:
             self.verify_schema(connection)
-            existing = self._insert(connection, rows)
+            existing = self._insert(connection, rows, limits)
         else:
             self.verify_schema()
-            existing = self._insert_own_transaction(rows)
+            existing = self._insert_own_transaction(rows, limits)
         for index, job_id in existing.items():
             handles[index] = replace(handles[index], id=job_id, existing=True)
         # No per-job log line here: enqueue runs in the caller's process, whose logging is the
@@ -245,6 +247,7 @@ class JobQueue:
                     "failed_attempts": 0,
                     "max_attempts": call.max_attempts,
                     "created_at": now,
+                    "concurrency_key": call.concurrency_key,
                     "unique_key": (
                         hashlib.sha256(call.unique_key.encode()).hexdigest()
                         if call.unique_key is not None
@@ -255,7 +258,9 @@ class JobQueue:
             handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, self))
         return rows, handles
 
-    def _insert_own_transaction(self, rows: list[dict[str, Any]]) -> dict[int, str]:
+    def _insert_own_transaction(
+        self, rows: list[dict[str, Any]], limits: list[int | None]
+    ) -> dict[int, str]:
         """Insert in a transaction of our own, retrying once on a connection lost before the
         commit was sent (a pooled connection the server closed): the jobs are written once or an
         error says so, never silently dropped. A deadlock victim is retried the same way."""
@@ -263,7 +268,7 @@ class JobQueue:
             with self.connect() as connection:
                 try:
                     transaction = connection.begin()
-                    existing = self._insert(connection, rows)
+                    existing = self._insert(connection, rows, limits)
                 except DBAPIError as error:
                     if attempt < 3 and (is_disconnect(error) or is_deadlock(error)):
                         continue
@@ -278,17 +283,31 @@ class JobQueue:
                 return existing
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> dict[int, str]:
+    def _insert(
+        self, connection: Connection, rows: list[dict[str, Any]], limits: list[int | None]
+    ) -> dict[int, str]:
         """Insert the rows; returns {row index: id of the queued job} for unique rows whose
-        key was taken, which are not inserted."""
-        plain = [row for row in rows if row["unique_key"] is None]
+        key was taken, which are not inserted. A row with a concurrency limit takes a slot
+        (pending) or waits without one (blocked)."""
+        plain = [
+            row for row in rows if row["unique_key"] is None and row["concurrency_key"] is None
+        ]
         store.insert_jobs(connection, plain)
         existing: dict[int, str] = {}
         for index, row in enumerate(rows):
-            if row["unique_key"] is not None:
-                found = store.insert_unique(connection, row)
-                if found is not None:
-                    existing[index] = found
+            key, limit = row["concurrency_key"], limits[index]
+            if row["unique_key"] is None and key is None:
+                continue
+            if key is not None and limit is not None:
+                row["status"] = PENDING if store.acquire_slot(connection, key, limit) else BLOCKED
+            if row["unique_key"] is None:
+                store.insert_jobs(connection, [row])
+                continue
+            found = store.insert_unique(connection, row)
+            if found is not None:
+                existing[index] = found
+                if key is not None and row["status"] == PENDING:
+                    store.release_slots(connection, [key])  # the queued twin keeps its own
         if connection.dialect.name == "postgresql":
             now = datetime.now(UTC)
             store.notify_enqueued(

@@ -49,6 +49,10 @@ class JobOptions:
     on_retry: Hook | None = None
     #: While a job with the same name and arguments is pending or running, enqueue returns it.
     unique: bool = False
+    #: At most ``concurrency_limit`` jobs with the same key run at once; the key is a string or
+    #: a function of the job's arguments, and defaults to the job's name.
+    concurrency_key: str | Callable[..., str] | None = None
+    concurrency_limit: int | None = None
 
     def merged(self, **overrides: Any) -> JobOptions:
         """A copy with the given non-``None`` options replaced, each validated."""
@@ -84,6 +88,14 @@ def validate_options(options: JobOptions) -> JobOptions:
         hook = getattr(options, field_name)
         if hook is not None and not callable(hook):
             raise ValueError(f"{field_name} must be callable, not {hook!r}")
+    limit = options.concurrency_limit
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"concurrency_limit must be an integer >= 1, not {limit!r}")
+    if options.concurrency_key is not None and limit is None:
+        raise ValueError("concurrency_key needs a concurrency_limit")
+    key = options.concurrency_key
+    if key is not None and not callable(key) and not (isinstance(key, str) and key):
+        raise ValueError(f"concurrency_key must be a string or a function, not {key!r}")
     backoff = options.backoff
     if (
         backoff is not None

@@ -38,7 +38,7 @@ STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {
@@ -127,7 +127,8 @@ job_queue = Table(
     Index("ix_job_queue_claimed_by", "claimed_by"),
     Index("ix_job_queue_finished", "status", "finished_at"),
     Index("ix_job_queue_unique_key", "unique_key", unique=True),
-    Index("ix_job_queue_concurrency", "concurrency_key", "status"),
+    # Promotion of the oldest blocked job of a concurrency key.
+    Index("ix_job_queue_concurrency", "concurrency_key", "status", "id"),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_bin",
@@ -187,6 +188,19 @@ job_cancellations = Table(
     metadata,
     Column("job_id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
     Column("requested_at", UTCDateTime(), nullable=False),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
+)
+
+# Concurrency limits: ``held`` slots of ``max_running`` for each key. A job holds a slot from the
+# moment it is pending (enqueued or promoted) until it ends; without one it waits as blocked.
+job_semaphores = Table(
+    "job_semaphores",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("max_running", Integer, nullable=False),
+    Column("held", Integer, nullable=False, server_default=text("0")),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_bin",

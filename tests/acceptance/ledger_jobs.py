@@ -94,3 +94,10 @@ def cancellable() -> None:
 def overruns() -> None:
     write_ledger("overruns")
     time.sleep(1.0)
+
+
+@job(name="ledger.limited", concurrency_limit=2)
+def limited(seconds: float) -> None:
+    write_ledger("start")
+    time.sleep(seconds)
+    write_ledger("end")

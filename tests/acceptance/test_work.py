@@ -423,3 +423,21 @@ def test_a_timed_out_attempt_is_not_retried_while_its_thread_may_still_run(
     assert (starts[1] - starts[0]).total_seconds() >= 2.0
     runner.signal_group(signal.SIGTERM)
     assert runner.wait(30) == 0
+
+
+def test_a_concurrency_limit_holds_across_processes(jq, ledger, work) -> None:
+    handles = jq.enqueue_many([ledger_jobs.limited.call(0.3) for _ in range(12)])
+    assert jq.count_jobs(status="blocked") == 10
+    runner = work("--processes", "3", "--threads", "4", "--burst")
+    assert runner.wait(120) == 0, runner.output()[-3000:]
+    assert jq.count_jobs(status=SUCCEEDED) == 12
+    with jq.transaction(read_only=True) as connection:
+        events = connection.execute(
+            text(f"SELECT at, tag FROM {ledger_jobs.LEDGER} ORDER BY at, tag")
+        ).all()
+    running = peak = 0
+    for _, tag in events:  # at equal times "end" sorts before "start": ends count first
+        running += 1 if tag == "start" else -1
+        peak = max(peak, running)
+    assert peak == 2, events
+    assert {h.id for h in handles} == {job_id for job_id, _, _ in ledger()}
