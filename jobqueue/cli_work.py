@@ -23,6 +23,7 @@ from jobqueue.apps import import_apps
 from jobqueue.cli_admin import parse_duration
 from jobqueue.config import find_project_settings, resolve_database_url
 from jobqueue.errors import ConfigurationError
+from jobqueue.schedule import tasks_from_settings
 from jobqueue.settings import DEFAULT_THREADS, WorkerSettings, timing_from_environment
 from jobqueue.supervisor import Supervisor, SupervisorSettings
 
@@ -150,6 +151,7 @@ def build_settings(args: argparse.Namespace) -> SupervisorSettings:
         shutdown_timeout=timing["shutdown_timeout"],
         burst=args.burst,
         retention=_retention(args, project.values),
+        recurring=tasks_from_settings(project.values),
     )
 
 

@@ -120,6 +120,8 @@ def job(
     unique: bool | None = None,
     concurrency_key: str | Callable[..., str] | None = None,
     concurrency_limit: int | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -140,6 +142,8 @@ def job(
     unique: bool | None = None,
     concurrency_key: str | Callable[..., str] | None = None,
     concurrency_limit: int | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function (plain or ``async def``) as a job, with ``@job`` or ``@job(...)``.
 
@@ -150,7 +154,8 @@ def job(
     the same name and arguments is pending or running, enqueue returns that one instead.
     ``concurrency_limit=N`` (with an optional ``concurrency_key``, a string or a function of the
     arguments, default the job's name): at most N such jobs run at once; the others wait as
-    ``blocked``.
+    ``blocked``. ``cron="*/5 * * * *"`` (and ``timezone=``) makes it a recurring task that the
+    supervisor enqueues on that schedule.
     """
 
     def register(target: Callable[P, R]) -> JobFunction[P, R]:
@@ -173,6 +178,8 @@ def job(
             unique=unique,
             concurrency_key=concurrency_key,
             concurrency_limit=concurrency_limit,
+            cron=cron,
+            timezone=timezone,
         )
         definition = JobDefinition(name or default_name(target), target, options)
         return JobFunction(registry.register(definition))
@@ -214,6 +221,8 @@ class Job:
         unique: bool | None = None,
         concurrency_key: str | Callable[..., str] | None = None,
         concurrency_limit: int | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
         abstract: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -239,6 +248,8 @@ class Job:
             unique=unique,
             concurrency_key=concurrency_key,
             concurrency_limit=concurrency_limit,
+            cron=cron,
+            timezone=timezone,
         )
         if abstract:
             cls.definition = JobDefinition("<abstract>", cls.perform, validate_options(options))

@@ -53,6 +53,10 @@ class JobOptions:
     #: a function of the job's arguments, and defaults to the job's name.
     concurrency_key: str | Callable[..., str] | None = None
     concurrency_limit: int | None = None
+    #: A cron schedule (five fields, or six with seconds last) on which the supervisor
+    #: enqueues this job without arguments, in ``timezone`` (default UTC).
+    cron: str | None = None
+    timezone: str | None = None
 
     def merged(self, **overrides: Any) -> JobOptions:
         """A copy with the given non-``None`` options replaced, each validated."""
@@ -88,6 +92,21 @@ def validate_options(options: JobOptions) -> JobOptions:
         hook = getattr(options, field_name)
         if hook is not None and not callable(hook):
             raise ValueError(f"{field_name} must be callable, not {hook!r}")
+    if options.cron is not None:
+        from croniter import croniter
+
+        if not isinstance(options.cron, str) or not croniter.is_valid(options.cron):
+            raise ValueError(
+                f"cron must be a cron expression (five fields, or six with seconds last), "
+                f"not {options.cron!r}"
+            )
+    if options.timezone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(options.timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ValueError(f"unknown time zone {options.timezone!r}") from None
     limit = options.concurrency_limit
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"concurrency_limit must be an integer >= 1, not {limit!r}")

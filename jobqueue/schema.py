@@ -38,7 +38,7 @@ STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {
@@ -201,6 +201,19 @@ job_semaphores = Table(
     Column("key", String(255), primary_key=True),
     Column("max_running", Integer, nullable=False),
     Column("held", Integer, nullable=False, server_default=text("0")),
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
+)
+
+# One row per fired occurrence of a recurring task: the primary key makes each occurrence
+# enqueue exactly once however many supervisors run the scheduler.
+job_recurring_runs = Table(
+    "job_recurring_runs",
+    metadata,
+    Column("task", String(255), primary_key=True),
+    Column("fire_at", UTCDateTime(), primary_key=True),
+    Column("job_id", String(26), nullable=True),  # NULL: a baseline, seen but not run
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_bin",

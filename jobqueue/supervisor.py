@@ -26,6 +26,7 @@ from ulid import ULID
 from jobqueue import maintenance, processes
 from jobqueue.db import mask_url
 from jobqueue.queue import JobQueue
+from jobqueue.schedule import RecurringTask, Scheduler, tasks_from_registry
 from jobqueue.schema import SUCCEEDED
 from jobqueue.settings import WorkerSettings
 from jobqueue.worker import EXIT_OK, EXIT_RECYCLE
@@ -56,6 +57,8 @@ class SupervisorSettings:
     burst: bool = False
     #: How long succeeded jobs are kept before maintenance prunes them (0: at the next pass).
     retention: timedelta = timedelta(days=1)
+    #: Recurring tasks from pyproject.toml; those declared with @job(cron=...) are added.
+    recurring: list[RecurringTask] = field(default_factory=list)
     process_id: str = field(default_factory=lambda: str(ULID()))
 
 
@@ -69,6 +72,8 @@ class Supervisor:
         self._stopping = False
         self._forwarded_quit = False
         self._stop_deadline = 0.0
+        tasks = tasks_from_registry() + settings.recurring
+        self.scheduler = Scheduler(self.jobqueue, tasks) if tasks else None
 
     def run(self) -> int:
         self._install_signal_handlers()
@@ -109,6 +114,8 @@ class Supervisor:
                 if now >= next_heartbeat:
                     next_heartbeat = now + self.settings.heartbeat_interval
                     self._heartbeat()
+                if self.scheduler is not None and not self._stopping:
+                    self._schedule()
                 if now >= next_maintenance:
                     next_maintenance = now + self.settings.heartbeat_interval
                     self._maintain()
@@ -229,6 +236,13 @@ class Supervisor:
             log.warning(
                 "heartbeat_failed", process_id=self.process_id, error=str(error).splitlines()[0]
             )
+
+    def _schedule(self) -> None:
+        assert self.scheduler is not None
+        try:
+            self.scheduler.tick()
+        except Exception as error:  # the next tick retries; occurrences are never doubled
+            log.warning("scheduler_failed", error=str(error).splitlines()[0])
 
     def _maintain(self) -> None:
         try:

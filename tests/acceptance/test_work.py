@@ -441,3 +441,24 @@ def test_a_concurrency_limit_holds_across_processes(jq, ledger, work) -> None:
         peak = max(peak, running)
     assert peak == 2, events
     assert {h.id for h in handles} == {job_id for job_id, _, _ in ledger()}
+
+
+def test_three_supervisors_enqueue_each_occurrence_exactly_once(jq, work) -> None:
+    seconds = max(5, int(10 * scale_factor()))
+    supervisors = [work("--app", "cron_jobs") for _ in range(3)]
+    wait_until(
+        lambda: len(jq.admin.list_jobs(name="cron.every_second", limit=1000)) >= seconds,
+        seconds + 60,
+        f"{seconds} occurrences",
+    )
+    for runner in supervisors:
+        runner.signal_group(signal.SIGTERM)
+    for runner in supervisors:
+        assert runner.wait(30) == 0, runner.output()[-3000:]
+    jobs = jq.admin.list_jobs(name="cron.every_second", limit=10_000)
+    times = sorted(job.scheduled_for for job in jobs)
+    assert len(times) == len(set(times)), "an occurrence was enqueued twice"
+    steps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
+    assert steps == {1.0}, f"occurrences missing: {sorted(steps)}"
+    settled = [job for job in jobs if job.scheduled_for < times[-1] - timedelta(seconds=2)]
+    assert all(job.status == SUCCEEDED for job in settled)  # and the workers ran them

@@ -1,0 +1,59 @@
+"""The scheduler against each backend: exactly once per occurrence, one catch-up, no backfill."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from jobqueue import JobQueue
+from jobqueue.schedule import RecurringTask, Scheduler
+
+T0 = datetime(2027, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def minutes(n: float) -> datetime:
+    return T0 + timedelta(minutes=n)
+
+
+def test_first_start_records_a_baseline_then_fires_each_occurrence_once(jq: JobQueue) -> None:
+    task = RecurringTask("report", "*/5 * * * *", "app.report", args=(1,), queue="reports")
+    scheduler = Scheduler(jq, [task])
+    assert scheduler.tick(minutes(1)) == []  # first-ever start: no run for 12:00
+    assert scheduler.tick(minutes(4)) == []
+    (job_id,) = scheduler.tick(minutes(5.5))
+    assert scheduler.tick(minutes(6)) == []
+    row = jq.get_job(job_id)
+    assert row is not None
+    assert (row.name, row.queue, row.args, row.scheduled_for) == (
+        "app.report",
+        "reports",
+        [1],
+        minutes(5),
+    )
+
+
+def test_downtime_gives_one_catch_up_not_a_backfill(jq: JobQueue) -> None:
+    task = RecurringTask("report", "*/5 * * * *", "app.report")
+    Scheduler(jq, [task]).tick(minutes(1))  # baseline, then the process stops
+    restarted = Scheduler(jq, [task])
+    (job_id,) = restarted.tick(minutes(62))  # 12 occurrences missed
+    assert jq.get_job(job_id).scheduled_for == minutes(60)  # type: ignore[union-attr]
+    assert jq.count_jobs() == 1
+
+
+def test_several_schedulers_fire_each_occurrence_exactly_once(jq: JobQueue) -> None:
+    task = RecurringTask("tick", "* * * * * *", "app.tick")
+    schedulers = [Scheduler(jq, [task]) for _ in range(3)]
+    for scheduler in schedulers:
+        scheduler.tick(T0)
+    fired = []
+    for second in range(1, 11):
+        for scheduler in schedulers:
+            fired += scheduler.tick(T0 + timedelta(seconds=second, milliseconds=200))
+    assert len(fired) == 10
+    times = sorted(jq.get_job(job_id).scheduled_for for job_id in fired)  # type: ignore[union-attr]
+    assert times == [T0 + timedelta(seconds=s) for s in range(1, 11)]
+
+
+def test_next_runs(jq: JobQueue) -> None:
+    scheduler = Scheduler(jq, [RecurringTask("r", "0 * * * *", "x")])
+    assert scheduler.next_runs(minutes(1)) == {"r": minutes(60)}
