@@ -90,6 +90,18 @@ def add_admin_parsers(commands: Any, add_database_url: Any) -> None:
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(handler=cmd_stats)
 
+    recurring = commands.add_parser("recurring", help="recurring tasks and their next run")
+    add_database_url(recurring)
+    recurring.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="modules defining @job(cron=...) (default: [tool.jobqueue] apps)",
+    )
+    recurring.add_argument("--json", action="store_true")
+    recurring.set_defaults(handler=cmd_recurring)
+
     prune = commands.add_parser("prune", help="delete finished jobs older than a duration")
     add_database_url(prune)
     prune.add_argument("--status", required=True, choices=["succeeded", "failed", "cancelled"])
@@ -331,6 +343,42 @@ def cmd_stats(args: argparse.Namespace) -> int:
                 "JOBS/S",
                 "FAILURE RATE",
             ],
+        )
+    )
+    return 0
+
+
+def cmd_recurring(args: argparse.Namespace) -> int:
+    from jobqueue.apps import import_apps
+    from jobqueue.config import find_project_settings
+    from jobqueue.schedule import Scheduler, tasks_from_registry, tasks_from_settings
+
+    project = find_project_settings().values
+    import_apps(list(args.app) or list(project.get("apps", [])))
+    tasks = tasks_from_registry() + tasks_from_settings(project)
+    scheduler = Scheduler(JobQueue(args.database_url), tasks)
+    next_runs = scheduler.next_runs()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "task": t.key,
+                        "cron": t.cron,
+                        "timezone": t.timezone,
+                        "job": t.job_name,
+                        "next_run": _iso(next_runs[t.key]),
+                    }
+                    for t in tasks
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    print(
+        table(
+            [(t.key, t.cron, t.timezone, t.job_name, _iso(next_runs[t.key])) for t in tasks],
+            ["TASK", "CRON", "TIMEZONE", "JOB", "NEXT RUN"],
         )
     )
     return 0
