@@ -3,6 +3,7 @@
 Define jobs with :func:`job` or :class:`Job`, enqueue them, and run ``jobrunner work``.
 """
 
+from jobqueue.claims import ClaimedJob
 from jobqueue.db import configure_sqlite, create_engine
 from jobqueue.enqueue import EnqueuedJob, Enqueuer, JobCall, by_name
 from jobqueue.errors import (
@@ -27,7 +28,7 @@ from jobqueue.jobs import Job, JobFunction, job
 from jobqueue.queue import JobQueue, configure, get_default_queue, set_default_queue
 from jobqueue.registry import JobDefinition, JobOptions, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob
-from jobqueue.store import ClaimedJob, JobRecord
+from jobqueue.store import JobRecord
 
 
 def enqueue_many(calls: "list[JobCall]") -> list[EnqueuedJob]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
-from jobqueue import processes, store
+from jobqueue import counters, processes, semaphores, store
 from jobqueue.errors import JobQueueError
 from jobqueue.queue import JobQueue
 from jobqueue.schema import (
@@ -189,7 +189,7 @@ class Admin:
             .order_by(job_queue.c.id)
         ).all()
         for job_id, key, limit in rows:
-            if not store.acquire_slot(connection, key, limit):
+            if not semaphores.acquire_slot(connection, key, limit):
                 connection.execute(
                     update(job_queue).where(job_queue.c.id == job_id).values(status=BLOCKED)
                 )
@@ -224,7 +224,7 @@ class Admin:
                     .values(status=CANCELLED, finished_at=now, unique_key=None)
                 )
                 if keys:
-                    store.release_slots(connection, keys)
+                    semaphores.release_slots(connection, keys)
             running = list(
                 connection.execute(
                     select(job_queue.c.id).where(
@@ -377,7 +377,7 @@ class Admin:
         if minutes < 1:
             raise ValueError("minutes must be at least 1")
         since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=minutes)
-        query = select(*(func.coalesce(func.sum(job_stats.c[k]), 0) for k in store.STAT_KINDS))
+        query = select(*(func.coalesce(func.sum(job_stats.c[k]), 0) for k in counters.STAT_KINDS))
         query = query.where(job_stats.c.minute > since)
         if queues is not None:
             query = query.where(job_stats.c.queue.in_(list(queues)))

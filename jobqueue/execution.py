@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
+from jobqueue.claims import ClaimedJob
 from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob, backoff_delay
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.serialization import decode_arguments
-from jobqueue.store import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
 
@@ -244,3 +246,33 @@ def run_hooks(job: ClaimedJob, outcome: Outcome) -> None:
             log.error(
                 "hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), error=repr(error)
             )
+
+
+@dataclass
+class Execution:
+    """One claimed job. ``settle`` decides, once, who records its outcome: the job's own thread,
+    the timeout watchdog, or a shutdown release; ``begin`` lets a thread start it only if no
+    release came first."""
+
+    job: ClaimedJob
+    started: bool = False
+    deadline: float | None = None
+    timed_out_at: float | None = None
+    _settled: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def begin(self, timeout: float | None) -> bool:
+        with self._lock:
+            if self._settled:
+                return False
+            self.started = True
+            if timeout:
+                self.deadline = time.monotonic() + timeout
+            return True
+
+    def settle(self, *, only_if_unstarted: bool = False) -> bool:
+        with self._lock:
+            if self._settled or (only_if_unstarted and self.started):
+                return False
+            self._settled = True
+            return True

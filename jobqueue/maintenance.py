@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from jobqueue import processes, store
+from jobqueue import claims, counters, processes, semaphores
 from jobqueue.execution import worker_lost_error
 from jobqueue.queue import JobQueue
 from jobqueue.schema import FAILED
@@ -40,17 +40,17 @@ def rescue(jobqueue: JobQueue, *, threshold_seconds: float) -> int:
 def rescue_orphans(jobqueue: JobQueue) -> int:
     """Rescue every running job whose process row no longer exists."""
     with jobqueue.transaction(read_only=True) as connection:
-        orphans = store.orphaned_jobs(connection)
+        orphans = claims.orphaned_jobs(connection)
     rescued = 0
     for job in orphans:
         now = datetime.now(UTC)
         with jobqueue.transaction() as connection:
-            status = store.rescue_job(connection, job, error=worker_lost_error(job), now=now)
+            status = claims.rescue_job(connection, job, error=worker_lost_error(job), now=now)
             if status == FAILED and job.concurrency_key is not None:
-                store.release_slots(connection, [job.concurrency_key])
+                semaphores.release_slots(connection, [job.concurrency_key])
             if status is not None:
                 kind = "failed" if status == FAILED else "retried"
-                store.bump_stats(
+                counters.bump_stats(
                     connection, shard=job.claimed_by, now=now, counts={job.queue: {kind: 1}}
                 )
         if status is None:

@@ -17,11 +17,11 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from jobqueue import store
+from jobqueue import claims, counters, semaphores
+from jobqueue.claims import ClaimedJob
 from jobqueue.errors import DatabaseUnavailableError
 from jobqueue.execution import Outcome
 from jobqueue.schema import CANCELLED, FAILED, PENDING
-from jobqueue.store import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
 
@@ -60,19 +60,19 @@ def write_records(
     releases = [r for r in records if r.outcome.status == RELEASED]
     failures = [r for r in records if not r.outcome.succeeded and r.outcome.status != RELEASED]
     if successes:
-        done = store.complete_jobs(
+        done = claims.complete_jobs(
             connection, process_id=process_id, fences=[r.job.fence for r in successes], now=now
         )
         for record in successes:
             (report.succeeded if record.job.id in done else report.rejected).append(record)
     if releases:
-        store.release_jobs(
+        claims.release_jobs(
             connection, process_id=process_id, fences=[r.job.fence for r in releases], now=now
         )
         report.released = releases
     for record in failures:
         outcome = record.outcome
-        ok = store.record_failure(
+        ok = claims.record_failure(
             connection,
             record.job,
             error=outcome.error or "",
@@ -84,14 +84,14 @@ def write_records(
     ended = report.succeeded + [r for r in report.failed if r.outcome.status != PENDING]
     keys = [r.job.concurrency_key for r in ended if r.job.concurrency_key is not None]
     if keys:
-        store.release_slots(connection, keys)
+        semaphores.release_slots(connection, keys)
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for record in report.succeeded:
         counts[record.job.queue]["succeeded"] += 1
     for record in report.failed:
         counts[record.job.queue][STAT_KIND[record.outcome.status]] += 1
     if counts:
-        store.bump_stats(connection, shard=process_id, now=now, counts=counts)
+        counters.bump_stats(connection, shard=process_id, now=now, counts=counts)
     return report
 
 

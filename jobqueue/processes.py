@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -140,3 +141,16 @@ def delete_process(connection: Connection, process_id: str) -> ProcessRow | None
         return None
     connection.execute(delete(job_processes).where(job_processes.c.id == process_id))
     return ProcessRow(**row)
+
+
+def resident_memory_mb() -> float:
+    """Current resident set size in MB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 1024 if sys.platform != "darwin" else peak / 1024 / 1024

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from ulid import ULID
 
-from jobqueue import store
+from jobqueue import semaphores, store
 from jobqueue.config import resolve_database_url
 from jobqueue.db import (
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -299,7 +299,9 @@ class JobQueue:
             if row["unique_key"] is None and key is None:
                 continue
             if key is not None and limit is not None:
-                row["status"] = PENDING if store.acquire_slot(connection, key, limit) else BLOCKED
+                row["status"] = (
+                    PENDING if semaphores.acquire_slot(connection, key, limit) else BLOCKED
+                )
             if row["unique_key"] is None:
                 store.insert_jobs(connection, [row])
                 continue
@@ -307,7 +309,7 @@ class JobQueue:
             if found is not None:
                 existing[index] = found
                 if key is not None and row["status"] == PENDING:
-                    store.release_slots(connection, [key])  # the queued twin keeps its own
+                    semaphores.release_slots(connection, [key])  # the queued twin keeps its own
         if connection.dialect.name == "postgresql":
             now = datetime.now(UTC)
             store.notify_enqueued(

@@ -18,7 +18,7 @@ from typing import Any
 
 from ulid import ULID
 
-from jobqueue import execution, processes, store
+from jobqueue import claims, execution, processes
 from jobqueue.outcomes import Record, log_report, write_records
 from jobqueue.queue import JobQueue, get_default_queue, inline_mode
 from jobqueue.registry import registry
@@ -61,7 +61,7 @@ def drain(
     try:
         while max_jobs is None or sum(counts.values()) < max_jobs:
             with jobqueue.transaction() as connection:
-                claimed = store.claim_jobs(
+                claimed = claims.claim_jobs(
                     connection,
                     process_id=process_id,
                     queues=list(queues) if queues is not None else None,

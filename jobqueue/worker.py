@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
@@ -23,16 +22,16 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from ulid import ULID
 
-from jobqueue import execution, processes, store
+from jobqueue import claims, execution, processes
+from jobqueue.claims import ClaimedJob
 from jobqueue.db import mask_url
 from jobqueue.errors import JobQueueError
-from jobqueue.execution import JobTimeoutError, Outcome
+from jobqueue.execution import Execution, JobTimeoutError, Outcome
 from jobqueue.listener import NotifyListener
 from jobqueue.outcomes import RELEASED, Record, is_transient, job_fields, log_report, write_records
 from jobqueue.queue import JobQueue
 from jobqueue.registry import registry
 from jobqueue.settings import MIN_POLL_INTERVAL, WorkerSettings
-from jobqueue.store import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
 
@@ -43,36 +42,6 @@ EXIT_RECYCLE = 75
 _TICK = 0.1  # longest the main loop sleeps before looking at signal flags again
 #: How long a finished job's outcome may wait to be written with others (a latency bound).
 OUTCOME_DELAY = 0.02
-
-
-@dataclass
-class Execution:
-    """One claimed job. ``settle`` decides, once, who records its outcome: the job's own thread,
-    the timeout watchdog, or a shutdown release; ``begin`` lets a thread start it only if no
-    release came first."""
-
-    job: ClaimedJob
-    started: bool = False
-    deadline: float | None = None
-    timed_out_at: float | None = None
-    _settled: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def begin(self, timeout: float | None) -> bool:
-        with self._lock:
-            if self._settled:
-                return False
-            self.started = True
-            if timeout:
-                self.deadline = time.monotonic() + timeout
-            return True
-
-    def settle(self, *, only_if_unstarted: bool = False) -> bool:
-        with self._lock:
-            if self._settled or (only_if_unstarted and self.started):
-                return False
-            self._settled = True
-            return True
 
 
 class Worker:
@@ -256,13 +225,13 @@ class Worker:
             # A cheap read first, so an idle poll never takes the write lock (SQLite) or row
             # locks; it also tells when the next scheduled job is due.
             with self.jobqueue.transaction(read_only=True) as connection:
-                next_due = store.next_due_at(connection, self.queues)
+                next_due = claims.next_due_at(connection, self.queues)
             if next_due is None or next_due > now:
                 return [], next_due
         with self.jobqueue.transaction() as connection:
             report = write_records(connection, self.process_id, records, now) if records else None
             claimed = (
-                store.claim_jobs(
+                claims.claim_jobs(
                     connection, process_id=self.process_id, queues=self.queues, limit=want, now=now
                 )
                 if want
@@ -313,7 +282,7 @@ class Worker:
             return False
         try:
             with self.jobqueue.transaction(read_only=True) as connection:
-                return store.running_count(connection, self.queues) == 0
+                return claims.running_count(connection, self.queues) == 0
         except Exception:
             return False
 
@@ -405,7 +374,7 @@ class Worker:
             except Exception as error:  # the next heartbeat tries again
                 log.warning("reconcile_failed", error=str(error).splitlines()[0])
             limit = self.settings.max_memory_mb
-            if limit is not None and (rss := resident_memory_mb()) > limit:
+            if limit is not None and (rss := processes.resident_memory_mb()) > limit:
                 self.request_stop(f"recycle: memory {rss:.0f} MB > {limit:g} MB", code=EXIT_RECYCLE)
 
     def _reconcile(self) -> None:
@@ -417,7 +386,7 @@ class Worker:
         """
         with self._cycle_lock:
             with self.jobqueue.transaction(read_only=True) as connection:
-                held = store.held_jobs(connection, self.process_id)
+                held = claims.held_jobs(connection, self.process_id)
             with self._lock:
                 known = {e.job.fence for e in self._executions.values()}
                 known.update(record.job.fence for record in self._outcomes)
@@ -425,7 +394,7 @@ class Worker:
             if not strays:
                 return
             with self.jobqueue.transaction() as connection:
-                released = store.release_jobs(
+                released = claims.release_jobs(
                     connection, process_id=self.process_id, fences=strays, now=datetime.now(UTC)
                 )
         log.warning(
@@ -442,7 +411,7 @@ class Worker:
         if not running:
             return
         with self.jobqueue.transaction(read_only=True) as connection:
-            requested = store.cancellation_requests(connection, running)
+            requested = claims.cancellation_requests(connection, running)
         for job_id in requested:
             execution.request_cancel(job_id)
 
@@ -560,39 +529,3 @@ def _result(future: Future[Outcome], job: ClaimedJob) -> Outcome:
         return future.result()
     except BaseException as error:  # the loop itself failed the coroutine
         return execution.decide_safely(job, error)
-
-
-def resident_memory_mb() -> float:
-    """Current resident set size in MB (Linux /proc; peak RSS elsewhere)."""
-    try:
-        with open("/proc/self/statm") as handle:
-            pages = int(handle.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 1024 if sys.platform != "darwin" else peak / 1024 / 1024
-
-
-def run_worker_process(settings: WorkerSettings) -> None:
-    """Entry point of a worker subprocess: import the apps, run, and exit hard.
-
-    ``os._exit`` because pool threads still running a job (released at shutdown) would
-    otherwise hold the interpreter open.
-    """
-    from jobqueue.apps import import_apps
-    from jobqueue.log import configure_logging
-
-    configure_logging(settings.log_level)
-    code = EXIT_STARTUP_FAILED
-    try:
-        import_apps(settings.apps)
-        code = Worker(settings).run()
-    except Exception as error:
-        log.error("process_crashed", error=repr(error))
-        code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)

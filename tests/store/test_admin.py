@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from jobqueue import JobQueue, job
+from jobqueue import JobQueue, claims, job
 from jobqueue import admin as admin_module
 from jobqueue.admin import NotFoundError
 from jobqueue.cli import main
@@ -71,7 +71,6 @@ def test_retry_all_failed_by_queue(jq: JobQueue) -> None:
 
 
 def test_cancel_pending_jobs_never_run_and_running_ones_are_asked(jq: JobQueue) -> None:
-    from jobqueue import store
 
     pending = ok.enqueue()
     running = ok.enqueue()
@@ -92,7 +91,7 @@ def test_cancel_pending_jobs_never_run_and_running_ones_are_asked(jq: JobQueue) 
     assert jq.get_job(pending.id).status == CANCELLED  # type: ignore[union-attr]
     assert drain(jq) == {}
     with jq.transaction(read_only=True) as connection:
-        assert store.cancellation_requests(connection, [running.id]) == [running.id]
+        assert claims.cancellation_requests(connection, [running.id]) == [running.id]
     jq.admin.cancel([running.id])  # asking twice is harmless
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from jobqueue import JobCall, JobQueue, processes, store
+from jobqueue import JobCall, JobQueue, claims, processes
 from jobqueue.maintenance import rescue, rescue_orphans
 from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
 
@@ -17,7 +17,7 @@ def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | No
         if process_id not in known:
             processes.register(connection, process_id=process_id, kind="worker")
     with jq.transaction() as connection:
-        return store.claim_jobs(
+        return claims.claim_jobs(
             connection, process_id=process_id, queues=queues, limit=limit, now=datetime.now(UTC)
         )
 
@@ -30,7 +30,7 @@ def register(jq: JobQueue, process_id: str) -> None:
 def test_a_process_without_a_row_claims_nothing(jq: JobQueue) -> None:
     jq.enqueue_many([JobCall("a")])
     with jq.transaction() as connection:
-        jobs = store.claim_jobs(
+        jobs = claims.claim_jobs(
             connection, process_id="declared-dead", queues=None, limit=5, now=datetime.now(UTC)
         )
     assert jobs == []
@@ -100,20 +100,22 @@ def test_completion_is_fenced_by_process_and_attempt(jq: JobQueue) -> None:
     with jq.transaction() as connection:
         # Another process, or a stale attempt number, changes nothing.
         assert (
-            store.complete_jobs(connection, process_id="p2", fences=[first.fence], now=now) == set()
+            claims.complete_jobs(connection, process_id="p2", fences=[first.fence], now=now)
+            == set()
         )
         stale = (first.id, first.attempts + 1)
-        assert store.complete_jobs(connection, process_id="p1", fences=[stale], now=now) == set()
-        done = store.complete_jobs(
+        assert claims.complete_jobs(connection, process_id="p1", fences=[stale], now=now) == set()
+        done = claims.complete_jobs(
             connection, process_id="p1", fences=[first.fence, second.fence], now=now
         )
     assert done == {first.id, second.id}
     with jq.transaction() as connection:
         # A finished job is never resurrected by a late write.
         assert (
-            store.complete_jobs(connection, process_id="p1", fences=[first.fence], now=now) == set()
+            claims.complete_jobs(connection, process_id="p1", fences=[first.fence], now=now)
+            == set()
         )
-        assert not store.record_failure(
+        assert not claims.record_failure(
             connection, first, error="late", retry_at=now, final_status=FAILED, now=now
         )
     row = jq.get_job(first.id)
@@ -125,7 +127,7 @@ def test_failure_reschedules_or_fails(jq: JobQueue) -> None:
     (job,) = claim(jq, "p1")
     later = datetime.now(UTC) + timedelta(seconds=30)
     with jq.transaction() as connection:
-        assert store.record_failure(
+        assert claims.record_failure(
             connection, job, error="e1", retry_at=later, final_status=FAILED, now=later
         )
     row = jq.get_job(job.id)
@@ -139,7 +141,7 @@ def test_release_returns_jobs_without_counting_a_failure(jq: JobQueue) -> None:
     (job,) = claim(jq, "p1")
     with jq.transaction() as connection:
         assert (
-            store.release_jobs(
+            claims.release_jobs(
                 connection, process_id="p1", fences=[job.fence], now=datetime.now(UTC)
             )
             == 1
@@ -207,6 +209,6 @@ def test_next_due_at_sees_the_earliest_pending_job(jq: JobQueue) -> None:
         ]
     )
     with jq.transaction(read_only=True) as connection:
-        assert store.next_due_at(connection, None) == soon
-        assert store.next_due_at(connection, ["q1"]) == soon + timedelta(seconds=5)
-        assert store.next_due_at(connection, ["nothing"]) is None
+        assert claims.next_due_at(connection, None) == soon
+        assert claims.next_due_at(connection, ["q1"]) == soon + timedelta(seconds=5)
+        assert claims.next_due_at(connection, ["nothing"]) is None

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from jobqueue import JobQueue, job
+from jobqueue import JobQueue, claims, job
 from jobqueue.schema import (
     BLOCKED,
     CANCELLED,
@@ -85,14 +85,14 @@ def test_cancel_and_operator_retry_respect_the_slots(jq: JobQueue) -> None:
 
 
 def test_a_rescued_job_that_fails_for_good_frees_its_slot(jq: JobQueue) -> None:
-    from jobqueue import processes, store
+    from jobqueue import processes
     from jobqueue.maintenance import rescue_orphans
 
     first, second = failing.enqueue().id, failing.enqueue().id
     with jq.transaction() as connection:
         processes.register(connection, process_id="doomed", kind="worker")
     with jq.transaction() as connection:
-        (claimed,) = store.claim_jobs(
+        (claimed,) = claims.claim_jobs(
             connection, process_id="doomed", queues=None, limit=1, now=datetime.now(UTC)
         )
         processes.deregister(connection, "doomed")

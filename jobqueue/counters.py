@@ -1,0 +1,53 @@
+"""Per-minute outcome counters (``job_stats``), bumped in the transaction that records the
+outcomes, so the figures survive pruning and never go down."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+)
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from jobqueue.schema import (
+    job_stats,
+)
+
+
+def bump_stats(
+    connection: Connection,
+    *,
+    shard: str,
+    now: datetime,
+    counts: Mapping[str, Mapping[str, int]],
+) -> None:
+    """Add outcome counts (queue -> {succeeded|retried|failed|discarded: n}) to this minute's
+    counters, in the caller's transaction. ``shard`` (the writing process) keeps concurrent
+    writers off one another's rows."""
+    minute = now.replace(second=0, microsecond=0)
+    dialect = connection.dialect.name
+    for queue, by_kind in counts.items():
+        values = {"minute": minute, "queue": queue, "process_id": shard}
+        values.update({kind: by_kind.get(kind, 0) for kind in STAT_KINDS})
+        statement: Any
+        if dialect in ("mysql", "mariadb"):
+            mysql_statement = mysql_insert(job_stats).values(**values)
+            statement = mysql_statement.on_duplicate_key_update(
+                {kind: job_stats.c[kind] + mysql_statement.inserted[kind] for kind in STAT_KINDS}
+            )
+        else:
+            upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            new = upsert(job_stats).values(**values)
+            statement = new.on_conflict_do_update(
+                index_elements=["minute", "queue", "process_id"],
+                set_={kind: job_stats.c[kind] + new.excluded[kind] for kind in STAT_KINDS},
+            )
+        connection.execute(statement)
+
+
+STAT_KINDS = ("succeeded", "retried", "failed", "discarded")
