@@ -3,6 +3,7 @@ outcomes, so the figures survive pruning and never go down."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,24 @@ from jobqueue.schema import (
     job_stats,
 )
 
+STAT_KINDS = ("succeeded", "retried", "failed", "discarded")
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """INSERT ... add-on-conflict for ``dialect``, built once; values come as parameters."""
+    if dialect in ("mysql", "mariadb"):
+        mysql_statement = mysql_insert(job_stats)
+        return mysql_statement.on_duplicate_key_update(
+            {kind: job_stats.c[kind] + mysql_statement.inserted[kind] for kind in STAT_KINDS}
+        )
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    new = upsert(job_stats)
+    return new.on_conflict_do_update(
+        index_elements=["minute", "queue", "process_id"],
+        set_={kind: job_stats.c[kind] + new.excluded[kind] for kind in STAT_KINDS},
+    )
+
 
 def bump_stats(
     connection: Connection,
@@ -30,24 +49,7 @@ def bump_stats(
     counters, in the caller's transaction. ``shard`` (the writing process) keeps concurrent
     writers off one another's rows."""
     minute = now.replace(second=0, microsecond=0)
-    dialect = connection.dialect.name
     for queue, by_kind in counts.items():
         values = {"minute": minute, "queue": queue, "process_id": shard}
         values.update({kind: by_kind.get(kind, 0) for kind in STAT_KINDS})
-        statement: Any
-        if dialect in ("mysql", "mariadb"):
-            mysql_statement = mysql_insert(job_stats).values(**values)
-            statement = mysql_statement.on_duplicate_key_update(
-                {kind: job_stats.c[kind] + mysql_statement.inserted[kind] for kind in STAT_KINDS}
-            )
-        else:
-            upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-            new = upsert(job_stats).values(**values)
-            statement = new.on_conflict_do_update(
-                index_elements=["minute", "queue", "process_id"],
-                set_={kind: job_stats.c[kind] + new.excluded[kind] for kind in STAT_KINDS},
-            )
-        connection.execute(statement)
-
-
-STAT_KINDS = ("succeeded", "retried", "failed", "discarded")
+        connection.execute(_upsert(connection.dialect.name), values)
