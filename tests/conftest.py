@@ -29,6 +29,7 @@ from backends import (
     create_database,
     required_backends,
 )
+from workers import ledger, work  # noqa: F401 - fixtures shared by the process tiers
 
 _backend_use: Counter[str] = Counter()
 _unavailable: dict[str, str] = {}

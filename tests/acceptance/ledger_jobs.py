@@ -101,3 +101,32 @@ def limited(seconds: float) -> None:
     write_ledger("start")
     time.sleep(seconds)
     write_ledger("end")
+
+
+@job(name="ledger.nap")
+def nap(seconds: float) -> None:
+    """Records the attempt, then sleeps: the chaos tests' unit of work."""
+    write_ledger("nap")
+    time.sleep(seconds)
+
+
+@job(name="ledger.spin")
+def spin(seconds: float) -> None:
+    """CPU-bound: pure Python, holding the GIL as much as Python code can."""
+    write_ledger("spin")
+    deadline = time.monotonic() + seconds
+    total = 0
+    while time.monotonic() < deadline:
+        for i in range(10_000):
+            total += i * i
+
+
+@job(name="ledger.interrupt", max_attempts=1)
+def interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+@job(name="ledger.hard_exit", max_attempts=2)
+def hard_exit() -> None:
+    write_ledger("hard_exit")
+    os._exit(3)

@@ -3,131 +3,20 @@ schedules, timeouts and recycling. Waits are on conditions with deadlines, never
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import ledger_jobs
 import pytest
 from sqlalchemy import text
 
-from jobqueue import JobQueue
 from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
 
+import ledger_jobs
 from backends import scale_factor
-
-HERE = Path(__file__).parent
-FAST = {
-    "JOBQUEUE_HEARTBEAT_INTERVAL": "0.2",
-    "JOBQUEUE_DEAD_THRESHOLD": "1.5",
-    "JOBQUEUE_POLL_INTERVAL": "0.2",
-    "JOBQUEUE_LOG_LEVEL": "INFO",
-}
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-class Work:
-    """A `jobrunner work` supervisor in its own process group, output kept in a file."""
-
-    def __init__(self, url: str, log: Path, *args: str) -> None:
-        self.log = log
-        env = {**os.environ, **FAST, "JOBQUEUE_DATABASE_URL": url}
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "jobqueue", "work", "--app", "ledger_jobs", *args],
-                cwd=HERE,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def signal_group(self, signum: int) -> None:
-        os.killpg(self.process.pid, signum)
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            self.process.wait()
-            pytest.fail(f"jobrunner work did not exit within {timeout} s:\n{self.output()[-4000:]}")
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def events(self, name: str) -> list[dict[str, object]]:
-        found = []
-        for line in self.output().splitlines():
-            if line.startswith("{") and f'"{name}"' in line:
-                event = json.loads(line)
-                if event.get("event") == name:
-                    found.append(event)
-        return found
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.signal_group(signal.SIGKILL)
-            self.process.wait()
-
-
-@pytest.fixture
-def ledger(jq: JobQueue) -> Iterator[Callable[[], list[tuple[str, int, str]]]]:
-    with jq.transaction() as connection:
-        connection.execute(text(f"DROP TABLE IF EXISTS {ledger_jobs.LEDGER}"))
-        connection.execute(
-            text(
-                f"CREATE TABLE {ledger_jobs.LEDGER} (job_id VARCHAR(26) NOT NULL, attempt INTEGER "
-                "NOT NULL, tag VARCHAR(50), pid INTEGER, at VARCHAR(40))"
-            )
-        )
-
-    def rows() -> list[tuple[str, int, str]]:
-        with jq.transaction(read_only=True) as connection:
-            result = connection.execute(
-                text(f"SELECT job_id, attempt, at FROM {ledger_jobs.LEDGER} ORDER BY at")
-            )
-            return [(r[0], int(r[1]), str(r[2])) for r in result]
-
-    yield rows
-    with jq.transaction() as connection:
-        connection.execute(text(f"DROP TABLE IF EXISTS {ledger_jobs.LEDGER}"))
-
-
-@pytest.fixture
-def work(jq: JobQueue, tmp_path: Path) -> Iterator[Callable[..., Work]]:
-    started: list[Work] = []
-
-    def start(*args: str) -> Work:
-        runner = Work(jq.database_url, tmp_path / f"work{len(started)}.log", *args)
-        started.append(runner)
-        return runner
-
-    yield start
-    for runner in started:
-        runner.stop()
-
-
-def status(jq: JobQueue, job_id: str) -> str:
-    row = jq.get_job(job_id)
-    assert row is not None
-    return row.status
+from workers import kill_connections, status, summary, wait_until
 
 
 def test_kill_9_of_the_whole_group_then_restart_resumes_the_job(jq, ledger, work) -> None:
@@ -306,50 +195,6 @@ def test_a_claim_whose_answer_was_lost_is_handed_back_and_run(jq, ledger, work) 
     assert runner.events("jobs_reconciled")
     runner.signal_group(signal.SIGTERM)
     assert runner.wait(30) == 0
-
-
-def summary(jq: JobQueue) -> str:
-    """Status counts and a few errors, for assertion messages."""
-    with jq.transaction(read_only=True) as connection:
-        counts = connection.execute(
-            text("SELECT status, count(*) FROM job_queue GROUP BY status")
-        ).all()
-        errors = connection.execute(
-            text(
-                "SELECT status, failed_attempts, last_error FROM job_queue "
-                "WHERE status <> 'succeeded' ORDER BY id LIMIT 5"
-            )
-        ).all()
-    return f"statuses: {counts}\nunfinished: {errors}\n"
-
-
-def kill_connections(jq: JobQueue) -> int:
-    """Cut every other connection to the test database, as a failover or a network cut would."""
-    with jq.engine.connect() as connection:
-        if jq.dialect == "postgresql":
-            result = connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
-            killed = len(result.all())
-            connection.commit()
-            return killed
-        ids = (
-            connection.execute(
-                text(
-                    "SELECT id FROM information_schema.processlist "
-                    "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
-                )
-            )
-            .scalars()
-            .all()
-        )
-        for connection_id in ids:
-            with contextlib.suppress(Exception):  # it may have gone already
-                connection.execute(text(f"KILL {int(connection_id)}"))
-        return len(ids)
 
 
 def test_workers_survive_their_connections_being_cut(jq, ledger, work) -> None:
