@@ -472,6 +472,12 @@ class Worker:
             except Exception as error:
                 log.warning("deregister_failed", process_id=self.process_id, error=str(error))
         self._finished.set()
+        # In a subprocess os._exit follows; a worker run inside a process (tests, embedding)
+        # must not leave its event loop, threads or pooled connections behind.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self.jobqueue.close()
         log.info(
             "process_stopped",
             kind="worker",
