@@ -49,9 +49,9 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = _engine()
     if engine.dialect.name == "sqlite":
-        # As jobqueue.migrations.upgrade does: journal_mode is persistent in the file and cannot
-        # change inside a transaction, so it is set on a raw DBAPI connection, outside the
-        # BEGIN IMMEDIATE our engines add; `alembic upgrade head` then leaves the file in WAL.
+        # journal_mode is persistent in the file and cannot change inside a transaction, so it
+        # is set on a raw DBAPI connection, outside the BEGIN IMMEDIATE our engines add. Both
+        # `jobrunner migrate` and `alembic upgrade head` come through here.
         raw = engine.raw_connection()
         try:
             raw.cursor().execute("PRAGMA journal_mode=WAL")

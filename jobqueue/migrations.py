@@ -55,15 +55,8 @@ def _bare_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Create or upgrade the jobqueue tables; on SQLite also switch the file to WAL."""
-    if engine.dialect.name == "sqlite":
-        # journal_mode is persistent in the file and cannot change inside a transaction, so it
-        # is set on the raw DBAPI connection, outside the BEGIN IMMEDIATE our engines add.
-        raw = engine.raw_connection()
-        try:
-            raw.cursor().execute("PRAGMA journal_mode=WAL")
-        finally:
-            raw.close()
+    """Create or upgrade the jobqueue tables (on SQLite, alembic/env.py also switches the file
+    to WAL, for this path and for developers' `alembic upgrade` alike)."""
     command.upgrade(alembic_config(engine), revision)
 
 
