@@ -1,9 +1,23 @@
-"""How the supervisor starts a worker: ``python -m jobqueue._worker_main SETTINGS_JSON``."""
+"""How the supervisor starts a worker process: forked from the supervisor, or as
+``python -m jobqueue._worker_main SETTINGS_JSON``.
+
+Forking is the default where it is safe: the child starts with the supervisor's imports
+(SQLAlchemy, the apps) already done, which saves about half a second per worker start, and a
+crashed worker is back that much sooner. A process with more than one thread cannot be forked
+safely (a lock held by another thread stays held forever in the child), so a supervisor whose
+apps started threads at import starts fresh interpreters instead, as it does where there is no
+``fork`` (Windows).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 
 import structlog
 
@@ -13,26 +27,85 @@ from jobqueue.worker import EXIT_STARTUP_FAILED, Worker
 log = structlog.get_logger("jobqueue.worker")
 
 
-def run_worker_process(settings: WorkerSettings) -> None:
-    """Entry point of a worker subprocess: import the apps, run, and exit hard.
+class ForkedProcess:
+    """The part of ``subprocess.Popen`` the supervisor uses, for a forked child."""
 
-    ``os._exit`` because pool threads still running a job (released at shutdown) would
-    otherwise hold the interpreter open.
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def start_worker_process(settings: WorkerSettings) -> ForkedProcess | subprocess.Popen[bytes]:
+    """Start a worker: forked if this process is single-threaded, else a new interpreter.
+
+    The caller must hold no open database connection (it closes its pool first): a forked
+    child would share the sockets or SQLite file handles with it.
     """
-    from jobqueue.apps import import_apps
-    from jobqueue.log import configure_logging
+    if hasattr(os, "fork") and threading.active_count() == 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _forked_child(settings)  # never returns
+        return ForkedProcess(pid)
+    return subprocess.Popen([sys.executable, "-m", "jobqueue._worker_main", settings.to_json()])
 
-    configure_logging(settings.log_level)
+
+def _forked_child(settings: WorkerSettings) -> None:
+    try:
+        from jobqueue import queue
+
+        default = queue._default
+        if default is not None and default._engine is not None:
+            # Connections the parent opened belong to the parent: forget them, unclosed.
+            default._engine.dispose(close=False)
+        # ULIDs are monotonic within a millisecond from state this child shares with its
+        # parent; starting in a later millisecond keeps the two from producing the same id.
+        time.sleep(0.002)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(signum, signal.SIG_DFL)  # the worker installs its own
+    except BaseException:
+        os._exit(EXIT_STARTUP_FAILED)
+    run_worker_process(settings)
+
+
+def run_worker_process(settings: WorkerSettings) -> None:
+    """Entry point of a worker process: import the apps, run, and exit hard.
+
+    ``os._exit`` because job threads still running a job (released at shutdown) would
+    otherwise hold the interpreter open, and a forked child must never return into the
+    supervisor's code.
+    """
     code = EXIT_STARTUP_FAILED
     try:
+        from jobqueue.apps import import_apps
+        from jobqueue.log import configure_logging
+
+        configure_logging(settings.log_level)
         import_apps(settings.apps)
         code = Worker(settings).run()
-    except Exception as error:
+    except BaseException as error:
         log.error("process_crashed", error=repr(error))
         code = 1
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
         os._exit(code)
 
 

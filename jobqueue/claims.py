@@ -85,6 +85,7 @@ _P_LIMIT = bindparam("limit", type_=Integer())
 _P_QUEUE = bindparam("claim_queue", type_=String())  # not a column name: it would SET it
 _P_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _P_FENCES: BindParameter[Any] = bindparam("fences", expanding=True)
+_P_PAUSED: BindParameter[Any] = bindparam("paused", expanding=True)
 _FENCED = (
     tuple_(job_queue.c.id, job_queue.c.attempts).in_(_P_FENCES),
     job_queue.c.claimed_by == _P_PROCESS,
@@ -100,11 +101,10 @@ _CLAIM_VALUES = {
 
 
 @functools.cache
-def _claim_statements(dialect: str, by_queue: bool) -> tuple[Any, ...]:
+def _claim_statements(dialect: str, by_queue: bool, skip_paused: bool) -> tuple[Any, ...]:
     # A process that was declared dead (its row deleted) claims nothing, even before its next
     # heartbeat tells it so.
     registered = exists().where(job_processes.c.id == _P_PROCESS)
-    unpaused = ~exists().where(job_queue_pauses.c.queue == job_queue.c.queue)
     scheduled_for: Any = job_queue.c.scheduled_for
     if dialect == "sqlite":
         # SQLite's planner (no statistics) would rather range-scan (status, scheduled_for)
@@ -112,10 +112,15 @@ def _claim_statements(dialect: str, by_queue: bool) -> tuple[Any, ...]:
         # one that yields rows already in ORDER BY order, so a claim reads only LIMIT rows.
         scheduled_for = literal_column("+job_queue.scheduled_for", UTCDateTime())
     due = select(job_queue.c.id).where(
-        job_queue.c.status == PENDING, scheduled_for <= _P_NOW, registered, unpaused
+        job_queue.c.status == PENDING, scheduled_for <= _P_NOW, registered
     )
     if by_queue:
         due = due.where(job_queue.c.queue == _P_QUEUE)
+    if skip_paused:
+        # The paused queues are read first and passed as a list: a NOT EXISTS against the
+        # pauses table made PostgreSQL expect almost no rows and sort every due job on each
+        # claim (5x slower with a million finished rows) instead of walking the claim index.
+        due = due.where(job_queue.c.queue.not_in(_P_PAUSED))
     due = due.order_by(job_queue.c.priority, job_queue.c.scheduled_for, job_queue.c.id)
     due = due.limit(_P_LIMIT)
     if dialect in ("mysql", "mariadb"):
@@ -150,20 +155,39 @@ def claim_jobs(
     SQLite that is BEGIN IMMEDIATE (one writer), elsewhere rows are taken with SKIP LOCKED, so
     no job is ever handed to two workers.
     """
+    paused = list(connection.execute(_PAUSED).scalars())
     claimed: list[ClaimedJob] = []
     for queue in queues if queues is not None else [None]:
         wanted = limit - len(claimed)
         if wanted <= 0:
             break
-        claimed.extend(_claim_from(connection, process_id, queue, wanted, now))
+        if queue is not None and queue in paused:
+            continue
+        claimed.extend(_claim_from(connection, process_id, queue, wanted, now, paused))
     return claimed
 
 
+_PAUSED = select(job_queue_pauses.c.queue)
+
+
 def _claim_from(
-    connection: Connection, process_id: str, queue: str | None, limit: int, now: datetime
+    connection: Connection,
+    process_id: str,
+    queue: str | None,
+    limit: int,
+    now: datetime,
+    paused: list[str],
 ) -> list[ClaimedJob]:
-    statements = _claim_statements(connection.dialect.name, queue is not None)
-    params = {"process_id": process_id, "now": now, "limit": limit, "claim_queue": queue}
+    skip_paused = queue is None and bool(paused)
+    statements = _claim_statements(connection.dialect.name, queue is not None, skip_paused)
+    params: dict[str, Any] = {
+        "process_id": process_id,
+        "now": now,
+        "limit": limit,
+        "claim_queue": queue,
+    }
+    if skip_paused:
+        params["paused"] = paused
     if len(statements) == 3:
         select_due, mark, fetch = statements
         ids = connection.execute(select_due, params).scalars().all()

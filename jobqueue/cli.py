@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import structlog
 
-from jobqueue import migrations
 from jobqueue.config import resolve_database_url
 from jobqueue.db import create_engine, mask_url, operational_error
 from jobqueue.errors import JobQueueError
@@ -63,6 +62,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     engine = create_engine(url)
     try:
         before = _current(engine)
+        from jobqueue import migrations  # alembic loads only when needed
+
         migrations.upgrade(engine, args.revision)
         after = _current(engine)
     finally:
@@ -76,6 +77,8 @@ def cmd_downgrade(args: argparse.Namespace) -> int:
     url = resolve_database_url(args.database_url)
     engine = create_engine(url)
     try:
+        from jobqueue import migrations  # alembic loads only when needed
+
         migrations.downgrade(engine, args.revision)
         after = _current(engine)
     finally:
@@ -90,6 +93,8 @@ def _current(engine: object) -> str | None:
 
     assert isinstance(engine, Engine)
     try:
+        from jobqueue import migrations  # alembic loads only when needed
+
         return migrations.current_revision(engine)
     except DBAPIError as error:
         explained = operational_error(engine, error)

@@ -48,7 +48,8 @@ def add_work_parser(commands: Any) -> None:
         type=int,
         metavar="N",
         help="jobs claimed beyond the threads, so a batch is ready as threads free up "
-        "(default: as many as threads; 0 claims only for idle threads)",
+        "(default: automatic, about 50 ms of work by the average job time, at least as many "
+        "as threads; 0 claims only for idle threads)",
     )
     work.add_argument(
         "--shutdown-timeout",
@@ -85,6 +86,13 @@ def add_work_parser(commands: Any) -> None:
         help="keep succeeded jobs this long, then prune them (default 1d; 0s = at once)",
     )
     work.add_argument("--sqlite-synchronous", choices=["NORMAL", "FULL"], default="NORMAL")
+    work.add_argument(
+        "--sqlite-busy-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a SQLite write waits for another writer's lock before backing off "
+        "(default 10)",
+    )
     work.set_defaults(handler=cmd_work)
 
 
@@ -103,7 +111,13 @@ def build_settings(args: argparse.Namespace) -> SupervisorSettings:
     apps = list(args.app) or list(project.values.get("apps", []))
     database_url = resolve_database_url(args.database_url)
     timing: dict[str, Any] = dict(timing_from_environment())
-    for key in ("heartbeat_interval", "dead_threshold", "poll_interval", "shutdown_timeout"):
+    for key in (
+        "heartbeat_interval",
+        "dead_threshold",
+        "poll_interval",
+        "shutdown_timeout",
+        "sqlite_busy_timeout",
+    ):
         if getattr(args, key) is not None:
             timing[key] = getattr(args, key)
     base = WorkerSettings(

@@ -11,10 +11,8 @@ from typing import Any
 from sqlalchemy import (
     Connection,
 )
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from jobqueue.db import dialect_insert
 from jobqueue.schema import (
     job_stats,
 )
@@ -26,12 +24,11 @@ STAT_KINDS = ("succeeded", "retried", "failed", "discarded")
 def _upsert(dialect: str) -> Any:
     """INSERT ... add-on-conflict for ``dialect``, built once; values come as parameters."""
     if dialect in ("mysql", "mariadb"):
-        mysql_statement = mysql_insert(job_stats)
+        mysql_statement = dialect_insert(dialect, job_stats)
         return mysql_statement.on_duplicate_key_update(
             {kind: job_stats.c[kind] + mysql_statement.inserted[kind] for kind in STAT_KINDS}
         )
-    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    new = upsert(job_stats)
+    new = dialect_insert(dialect, job_stats)
     return new.on_conflict_do_update(
         index_elements=["minute", "queue", "process_id"],
         set_={kind: job_stats.c[kind] + new.excluded[kind] for kind in STAT_KINDS},

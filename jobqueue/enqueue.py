@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from jobqueue.errors import NaiveDatetimeError
 from jobqueue.registry import (
@@ -30,6 +29,8 @@ from jobqueue.registry import (
 from jobqueue.serialization import canonical_digest
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from jobqueue.queue import JobQueue
     from jobqueue.store import JobRecord
 

@@ -256,6 +256,7 @@ class Execution:
 
     job: ClaimedJob
     started: bool = False
+    began_at: float = 0.0
     deadline: float | None = None
     timed_out_at: float | None = None
     _settled: bool = False
@@ -266,8 +267,9 @@ class Execution:
             if self._settled:
                 return False
             self.started = True
+            self.began_at = time.monotonic()
             if timeout:
-                self.deadline = time.monotonic() + timeout
+                self.deadline = self.began_at + timeout
             return True
 
     def settle(self, *, only_if_unstarted: bool = False) -> bool:

@@ -11,10 +11,9 @@ import functools
 import inspect
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from jobqueue.enqueue import EnqueuedJob, Enqueuer, JobCall, by_name
 from jobqueue.errors import RegistryError
@@ -29,6 +28,9 @@ from jobqueue.registry import (
     registry,
     validate_options,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -9,22 +9,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy import Connection
 
 from jobqueue import claims, counters, processes, semaphores
 from jobqueue.execution import worker_lost_error
+from jobqueue.processes import ProcessRow
 from jobqueue.queue import JobQueue
 from jobqueue.schema import FAILED
 
 log = structlog.get_logger("jobqueue.maintenance")
 
 
-def rescue(jobqueue: JobQueue, *, threshold_seconds: float) -> int:
+def rescue(jobqueue: JobQueue, *, threshold_seconds: float | None) -> int:
     """Delete dead processes' rows, then return their jobs to pending (counting the attempt).
 
-    Returns the number of jobs rescued.
+    ``threshold_seconds=None`` finds dead processes by pid only. Returns the number of jobs
+    rescued.
     """
     with jobqueue.transaction() as connection:
-        dead = processes.delete_dead(connection, threshold_seconds=threshold_seconds)
+        declare_dead(connection, threshold_seconds=threshold_seconds)
+    return rescue_orphans(jobqueue)
+
+
+def declare_dead(connection: Connection, *, threshold_seconds: float | None) -> list[ProcessRow]:
+    """Delete the rows of dead processes (see ``processes.delete_dead``) and log each."""
+    dead = processes.delete_dead(connection, threshold_seconds=threshold_seconds)
     for row in dead:
         log.warning(
             "process_declared_dead",
@@ -34,7 +43,7 @@ def rescue(jobqueue: JobQueue, *, threshold_seconds: float) -> int:
             pid=row.pid,
             last_heartbeat_at=row.last_heartbeat_at.isoformat(),
         )
-    return rescue_orphans(jobqueue)
+    return dead
 
 
 def rescue_orphans(jobqueue: JobQueue) -> int:

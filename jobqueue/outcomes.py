@@ -9,25 +9,26 @@ neither overwrite the attempt that replaced it nor resurrect a finished job.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from jobqueue import claims, counters, semaphores
 from jobqueue.claims import ClaimedJob
-from jobqueue.errors import DatabaseUnavailableError
 from jobqueue.execution import Outcome
 from jobqueue.schema import CANCELLED, FAILED, PENDING
 
 log = structlog.get_logger("jobqueue.worker")
 
+#: How long a finished job's outcome may wait to be written with others (a latency bound).
+OUTCOME_DELAY = 0.02
 #: Outcome status of a job handed back at shutdown (no failed attempt counted).
 RELEASED = "released"
-_TRANSIENT = (OperationalError, InterfaceError, DatabaseUnavailableError)
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,54 @@ class WriteReport:
     rejected: list[Record] = field(default_factory=list)
 
 
-def is_transient(error: BaseException) -> bool:
-    """Errors worth retrying: a lost connection, a deadlock, a lock wait, an outage."""
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, _TRANSIENT)
+class PendingOutcomes:
+    """Finished attempts waiting to be written with the next claim.
+
+    They go out all at once when the worker claims anyway, when ``batch`` of them have piled
+    up, or when the oldest has waited ``OUTCOME_DELAY``; a failed write puts them back first in
+    line.
+    """
+
+    def __init__(self, lock: threading.Lock, wake: threading.Event, *, batch: int) -> None:
+        self._lock = lock
+        self._wake = wake
+        self._batch = batch
+        self._records: list[Record] = []
+        self._oldest = 0.0
+
+    def put(self, job: ClaimedJob, outcome: Outcome) -> None:
+        with self._lock:
+            if not self._records:
+                self._oldest = time.monotonic()
+            self._records.append(Record(job, outcome))
+        self._wake.set()
+
+    def take(self, *, force: bool) -> list[Record]:
+        with self._lock:
+            if not self._records:
+                return []
+            full = len(self._records) >= self._batch
+            if force or full or time.monotonic() >= self._oldest + OUTCOME_DELAY:
+                taken, self._records = self._records, []
+                return taken
+            return []
+
+    def wait(self, idle: float = 0.1) -> float:
+        """How long until the oldest is due to be written (``idle`` when there is none)."""
+        with self._lock:
+            if not self._records:
+                return idle
+            return max(0.0, self._oldest + OUTCOME_DELAY - time.monotonic())
+
+    def requeue(self, records: list[Record]) -> None:
+        if records:
+            with self._lock:
+                self._records[:0] = records
+                self._oldest = 0.0
+
+    def fences(self) -> list[tuple[str, int]]:
+        """The attempts waiting here; call with the shared lock held."""
+        return [record.job.fence for record in self._records]
 
 
 def write_records(

@@ -12,14 +12,23 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, delete, insert, select, update
+import structlog
+from sqlalchemy import ColumnElement, Connection, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
-from jobqueue.db import db_now, db_now_minus
+from jobqueue.db import db_now, db_now_minus, is_transient
+from jobqueue.errors import JobQueueError
 from jobqueue.schema import job_processes
+
+if TYPE_CHECKING:
+    from jobqueue.queue import JobQueue
+
+log = structlog.get_logger("jobqueue.processes")
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,19 @@ def register(
     )
 
 
+def renew(connection: Connection, process_id: str) -> tuple[datetime | None, datetime]:
+    """Refresh the heartbeat; returns the previous one (None: the row is gone) and the
+    database clock's now, so the caller can tell how long it was out of contact."""
+    dialect = connection.dialect.name
+    now: datetime = connection.execute(select(db_now(dialect))).scalar_one()
+    previous = connection.execute(
+        select(job_processes.c.last_heartbeat_at).where(job_processes.c.id == process_id)
+    ).scalar_one_or_none()
+    if previous is None or not heartbeat(connection, process_id):
+        return None, now
+    return previous, now
+
+
 def heartbeat(connection: Connection, process_id: str) -> bool:
     """Refresh the heartbeat; False means the row is gone: this process was declared dead."""
     result = connection.execute(
@@ -107,21 +129,28 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def delete_dead(connection: Connection, *, threshold_seconds: float) -> list[ProcessRow]:
+def delete_dead(connection: Connection, *, threshold_seconds: float | None) -> list[ProcessRow]:
     """Delete the rows of dead processes and return them.
 
-    Dead: heartbeat older than the threshold, or on this host with its pid gone. The delete
-    repeats the staleness condition, so a process that heartbeats in the meantime survives.
+    Dead: heartbeat older than the threshold (database clock), or on this host with its pid
+    gone. ``threshold_seconds=None`` checks pids only, for when heartbeat ages cannot be trusted
+    (see ``Supervisor._maintain``). The delete repeats the staleness condition, so a process
+    that heartbeats in the meantime survives.
     """
-    dialect = connection.dialect.name
-    stale = job_processes.c.last_heartbeat_at < db_now_minus(dialect, threshold_seconds)
     here = hostname()
+    on_this_host = job_processes.c.hostname == here
+    stale: ColumnElement[bool] | None = None
+    if threshold_seconds is not None:
+        dialect = connection.dialect.name
+        stale = job_processes.c.last_heartbeat_at < db_now_minus(dialect, threshold_seconds)
     dead: list[ProcessRow] = []
     candidates = connection.execute(
-        select(job_processes).where(stale | (job_processes.c.hostname == here))
+        select(job_processes).where(on_this_host if stale is None else stale | on_this_host)
     ).mappings()
     for row in [ProcessRow(**r) for r in candidates]:
         gone = row.hostname == here and not pid_alive(row.pid)
+        if not gone and stale is None:
+            continue
         condition = job_processes.c.id == row.id
         if not gone:
             condition = condition & stale
@@ -154,3 +183,38 @@ def resident_memory_mb() -> float:
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak / 1024 if sys.platform != "darwin" else peak / 1024 / 1024
+
+
+def start_when_reachable(
+    jobqueue: JobQueue,
+    register: Callable[[], None],
+    *,
+    process_id: str,
+    sleep: Callable[[float], None],
+    stopping: Callable[[], bool],
+) -> bool:
+    """Check the schema and run ``register``, waiting out a database that is down or locked.
+
+    ``jobrunner work`` is often started together with its database (a container stack, a
+    reboot), so an unreachable database is waited for, with backoff, and logged; a schema or
+    configuration error is raised at once. Returns False if a stop was requested meanwhile.
+    """
+    delay = 0.1
+    while True:
+        try:
+            jobqueue.verify_schema()
+            register()
+            return True
+        except (JobQueueError, DBAPIError) as error:
+            if not is_transient(error):
+                raise
+            log.warning(
+                "process_start_waiting",
+                process_id=process_id,
+                error=str(error).splitlines()[0],
+                retry_in=delay,
+            )
+        sleep(delay)
+        if stopping():
+            return False
+        delay = min(delay * 2, 5.0)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 from ulid import ULID
 
 from jobqueue import semaphores, store
@@ -42,6 +41,8 @@ from jobqueue.serialization import DEFAULT_MAX_PAYLOAD_BYTES, encode_arguments
 
 # Engines whose schema revision was checked: the check runs once per engine, not per enqueue.
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from jobqueue.admin import Admin
 
 _verified_engines: weakref.WeakSet[Engine] = weakref.WeakSet()

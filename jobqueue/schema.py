@@ -38,7 +38,7 @@ STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {
@@ -89,6 +89,13 @@ LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 # MySQL: InnoDB, full UTF-8, and binary collation so queue names and keys compare exactly.
 
+
+def _where_set(column: str) -> dict[str, Any]:
+    """Index only the rows where ``column`` is set, on the backends that can."""
+    where = text(f"{column} IS NOT NULL")
+    return {"postgresql_where": where, "sqlite_where": where}
+
+
 job_queue = Table(
     "job_queue",
     metadata,
@@ -124,11 +131,19 @@ job_queue = Table(
     Index("ix_job_queue_due", "status", "scheduled_for"),
     Index("ix_job_queue_due_by_queue", "queue", "status", "scheduled_for"),
     # Rescue of a dead process's jobs; pruning of finished jobs by age.
-    Index("ix_job_queue_claimed_by", "claimed_by"),
+    # Columns that are NULL on most rows are indexed only where set (PostgreSQL and SQLite;
+    # MySQL has no partial indexes): an enqueue then writes six index entries, not nine.
+    Index("ix_job_queue_claimed_by", "claimed_by", **_where_set("claimed_by")),
     Index("ix_job_queue_finished", "status", "finished_at"),
-    Index("ix_job_queue_unique_key", "unique_key", unique=True),
+    Index("ix_job_queue_unique_key", "unique_key", unique=True, **_where_set("unique_key")),
     # Promotion of the oldest blocked job of a concurrency key.
-    Index("ix_job_queue_concurrency", "concurrency_key", "status", "id"),
+    Index(
+        "ix_job_queue_concurrency",
+        "concurrency_key",
+        "status",
+        "id",
+        **_where_set("concurrency_key"),
+    ),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_bin",

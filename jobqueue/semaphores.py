@@ -12,9 +12,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from jobqueue.db import dialect_insert
 from jobqueue.schema import (
     BLOCKED,
     PENDING,
@@ -30,9 +29,10 @@ def acquire_slot(connection: Connection, key: str, limit: int) -> bool:
     if dialect in ("mysql", "mariadb"):
         connection.execute(insert(job_semaphores).prefix_with("IGNORE").values(**row))
     else:
-        upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         connection.execute(
-            upsert(job_semaphores).values(**row).on_conflict_do_nothing(index_elements=["key"])
+            dialect_insert(dialect, job_semaphores)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["key"])
         )
     result = connection.execute(
         update(job_semaphores)

@@ -20,6 +20,7 @@ DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_TIMEOUT_GRACE = 10.0
 MIN_POLL_INTERVAL = 0.01
+DEFAULT_SQLITE_BUSY_TIMEOUT = 10.0
 
 
 def _env_float(name: str, default: float) -> float:
@@ -40,7 +41,7 @@ class WorkerSettings:
     apps: list[str] = field(default_factory=list)
     queues: list[str] | None = None  # None: every queue
     threads: int = DEFAULT_THREADS
-    prefetch: int | None = None  # claimed beyond the threads; None: as many as threads
+    prefetch: int | None = None  # claimed beyond the threads; None: automatic (see Worker)
     burst: bool = False
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     dead_threshold: float = DEFAULT_DEAD_THRESHOLD
@@ -50,6 +51,9 @@ class WorkerSettings:
     max_jobs: int | None = None
     max_memory_mb: float | None = None
     sqlite_synchronous: str = "NORMAL"
+    #: How long a SQLite write waits for another writer's lock before the attempt fails and
+    #: the worker backs off (seconds).
+    sqlite_busy_timeout: float = DEFAULT_SQLITE_BUSY_TIMEOUT
     log_level: str | None = None
     process_id: str | None = None
     supervisor_id: str | None = None
@@ -57,9 +61,7 @@ class WorkerSettings:
     def validate(self) -> WorkerSettings:
         if self.threads < 1:
             raise ValueError(f"threads must be at least 1, not {self.threads}")
-        if self.prefetch is None:
-            self.prefetch = self.threads
-        if self.prefetch < 0:
+        if self.prefetch is not None and self.prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, not {self.prefetch}")
         if self.heartbeat_interval <= 0 or self.poll_interval <= 0:
             raise ValueError("heartbeat and poll intervals must be positive")
@@ -68,6 +70,8 @@ class WorkerSettings:
                 f"the dead threshold ({self.dead_threshold:g} s) must be at least 5x the "
                 f"heartbeat interval ({self.heartbeat_interval:g} s), or live workers get rescued"
             )
+        if self.sqlite_busy_timeout <= 0:
+            raise ValueError("the SQLite busy timeout must be positive")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown timeout must be >= 0")
         if self.queues is not None and (not self.queues or "*" in self.queues):
@@ -92,4 +96,7 @@ def timing_from_environment() -> dict[str, float]:
         "poll_interval": _env_float("JOBQUEUE_POLL_INTERVAL", DEFAULT_POLL_INTERVAL),
         "shutdown_timeout": _env_float("JOBQUEUE_SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT),
         "timeout_grace": _env_float("JOBQUEUE_TIMEOUT_GRACE", DEFAULT_TIMEOUT_GRACE),
+        "sqlite_busy_timeout": _env_float(
+            "JOBQUEUE_SQLITE_BUSY_TIMEOUT", DEFAULT_SQLITE_BUSY_TIMEOUT
+        ),
     }

@@ -16,10 +16,9 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
+from jobqueue.db import dialect_insert
 from jobqueue.schema import (
     VERSION_TABLE,
     job_queue,
@@ -88,11 +87,14 @@ def insert_unique(connection: Connection, row: Mapping[str, Any]) -> str | None:
             if result.rowcount == 1:
                 return None
         else:
-            upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
             statement = (
-                upsert(job_queue)
+                dialect_insert(dialect, job_queue)
                 .values(**row)
-                .on_conflict_do_nothing(index_elements=["unique_key"])
+                .on_conflict_do_nothing(
+                    # The unique index is partial (only set keys): the conflict target says so.
+                    index_elements=["unique_key"],
+                    index_where=job_queue.c.unique_key.is_not(None),
+                )
                 .returning(job_queue.c.id)
             )
             if connection.execute(statement).scalar() is not None:

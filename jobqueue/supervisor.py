@@ -13,17 +13,17 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 import structlog
 from ulid import ULID
 
 from jobqueue import maintenance, processes
+from jobqueue._worker_main import ForkedProcess, start_worker_process
 from jobqueue.db import mask_url
 from jobqueue.queue import JobQueue
 from jobqueue.schedule import RecurringTask, Scheduler, tasks_from_registry
@@ -40,7 +40,7 @@ _MAX_RESTART_DELAY = 30.0
 @dataclass
 class Child:
     settings: WorkerSettings
-    process: subprocess.Popen[bytes] | None = None
+    process: ForkedProcess | subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restart_delay: float = 0.0
     restart_at: float = 0.0
@@ -66,20 +66,39 @@ class Supervisor:
     def __init__(self, settings: SupervisorSettings) -> None:
         self.settings = settings
         self.process_id = settings.process_id
-        self.jobqueue = JobQueue(settings.database_url)
+        first = settings.groups[0][0]
+        self.jobqueue = JobQueue(
+            settings.database_url,
+            sqlite_synchronous=first.sqlite_synchronous,  # type: ignore[arg-type]
+            busy_timeout_ms=int(first.sqlite_busy_timeout * 1000),
+        )
         self.children: list[Child] = []
         self._signals = 0
         self._stopping = False
         self._forwarded_quit = False
         self._stop_deadline = 0.0
+        # Until then (database clock), heartbeat ages are not trusted: see _maintain.
+        self._ages_trusted_from = datetime.min.replace(tzinfo=UTC)
+        self._contact_failures = 0
         tasks = tasks_from_registry() + settings.recurring
         self.scheduler = Scheduler(self.jobqueue, tasks) if tasks else None
 
     def run(self) -> int:
         self._install_signal_handlers()
-        self.jobqueue.verify_schema()
-        with self.jobqueue.transaction() as connection:
-            processes.register(connection, process_id=self.process_id, kind="supervisor")
+
+        def register() -> None:
+            with self.jobqueue.transaction() as connection:
+                processes.register(connection, process_id=self.process_id, kind="supervisor")
+
+        if not processes.start_when_reachable(
+            self.jobqueue,
+            register,
+            process_id=self.process_id,
+            sleep=self._sleep_unless_signalled,
+            stopping=lambda: self._signals > 0,
+        ):
+            self.jobqueue.close()
+            return 0  # stopped by a signal while waiting for the database
         log.info(
             "process_started",
             kind="supervisor",
@@ -89,14 +108,16 @@ class Supervisor:
             workers=sum(count for _, count in self.settings.groups),
             burst=self.settings.burst,
         )
-        # After a power loss or kill -9, rows of this host's dead pids go at once.
-        self._maintain()
+        # Workers start first: their interpreter start-up overlaps the first maintenance pass,
+        # which removes the rows of this host's dead pids at once (after a power loss or
+        # kill -9) and rescues their jobs.
         for worker_settings, count in self.settings.groups:
             for _ in range(count):
                 child = Child(replace(worker_settings, supervisor_id=self.process_id))
                 self.children.append(child)
                 self._spawn(child)
-        next_heartbeat = next_maintenance = time.monotonic()
+        self._maintain()
+        next_maintenance = time.monotonic()
         try:
             while True:
                 self._handle_signals()
@@ -111,9 +132,6 @@ class Supervisor:
                     self._kill_remaining()
                 if not self._stopping:
                     self._restart_due(now)
-                if now >= next_heartbeat:
-                    next_heartbeat = now + self.settings.heartbeat_interval
-                    self._heartbeat()
                 if self.scheduler is not None and not self._stopping:
                     self._schedule()
                 if now >= next_maintenance:
@@ -135,9 +153,8 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         child.settings = replace(child.settings, process_id=str(ULID()))
-        child.process = subprocess.Popen(
-            [sys.executable, "-m", "jobqueue._worker_main", child.settings.to_json()],
-        )
+        self.jobqueue.close()  # a forked child must not share our connections
+        child.process = start_worker_process(child.settings)
         child.started_at = time.monotonic()
         log.info(
             "worker_started",
@@ -205,6 +222,11 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(signum, on_signal)
 
+    def _sleep_unless_signalled(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while self._signals == 0 and (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(_TICK, remaining))
+
     def _handle_signals(self) -> None:
         if self._signals == 0:
             return
@@ -226,17 +248,6 @@ class Supervisor:
 
     # -- duties ------------------------------------------------------------------------------
 
-    def _heartbeat(self) -> None:
-        try:
-            with self.jobqueue.transaction() as connection:
-                if not processes.heartbeat(connection, self.process_id):
-                    # A supervisor holds no jobs: if it was reaped, it simply registers again.
-                    processes.register(connection, process_id=self.process_id, kind="supervisor")
-        except Exception as error:
-            log.warning(
-                "heartbeat_failed", process_id=self.process_id, error=str(error).splitlines()[0]
-            )
-
     def _schedule(self) -> None:
         assert self.scheduler is not None
         try:
@@ -245,8 +256,47 @@ class Supervisor:
             log.warning("scheduler_failed", error=str(error).splitlines()[0])
 
     def _maintain(self) -> None:
+        """Heartbeat, declare dead processes, rescue their jobs, prune old ones.
+
+        The heartbeat and the dead-process check share one transaction, so the check knows how
+        long this supervisor itself was out of contact: a failed heartbeat, or a wait for a lock
+        that held everyone up. If its own previous heartbeat is more than two intervals old,
+        the rows of live processes went stale along with it; for one dead threshold from now,
+        only vanished pids count as dead, which gives every live process time to heartbeat
+        again. Without this, the first pass after an outage would declare every worker dead and
+        run their jobs twice.
+        """
+        interval, threshold = self.settings.heartbeat_interval, self.settings.dead_threshold
         try:
-            maintenance.rescue(self.jobqueue, threshold_seconds=self.settings.dead_threshold)
+            with self.jobqueue.transaction() as connection:
+                previous, now = processes.renew(connection, self.process_id)
+                if previous is None:
+                    # A supervisor holds no jobs: if it was reaped, it simply registers again.
+                    processes.register(connection, process_id=self.process_id, kind="supervisor")
+                gap = (now - previous).total_seconds() if previous is not None else None
+                if gap is None or gap > 2 * interval:
+                    self._ages_trusted_from = now + timedelta(seconds=threshold)
+                trusted = now >= self._ages_trusted_from
+                maintenance.declare_dead(
+                    connection, threshold_seconds=threshold if trusted else None
+                )
+        except Exception as error:  # the next round will retry
+            self._contact_failures += 1
+            log.warning(
+                "heartbeat_failed", process_id=self.process_id, error=str(error).splitlines()[0]
+            )
+            return
+        if gap is None or gap > 2 * interval:
+            log.info(
+                "database_contact_restored",
+                process_id=self.process_id,
+                out_of_contact_seconds=round(gap, 3) if gap is not None else None,
+                failed_heartbeats=self._contact_failures,
+                heartbeat_ages_trusted_in=threshold,
+            )
+        self._contact_failures = 0
+        try:
+            maintenance.rescue_orphans(self.jobqueue)
             # A few small batches per pass: pruning never holds up claiming for long.
             self.jobqueue.admin.prune(
                 status=SUCCEEDED, older_than=self.settings.retention, max_batches=10

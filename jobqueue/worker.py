@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -24,11 +24,19 @@ from ulid import ULID
 
 from jobqueue import claims, execution, processes
 from jobqueue.claims import ClaimedJob
-from jobqueue.db import mask_url
+from jobqueue.db import is_transient, mask_url
 from jobqueue.errors import JobQueueError
 from jobqueue.execution import Execution, JobTimeoutError, Outcome
+from jobqueue.job_threads import JobThreads
 from jobqueue.listener import NotifyListener
-from jobqueue.outcomes import RELEASED, Record, is_transient, job_fields, log_report, write_records
+from jobqueue.outcomes import (
+    RELEASED,
+    PendingOutcomes,
+    Record,
+    job_fields,
+    log_report,
+    write_records,
+)
 from jobqueue.queue import JobQueue
 from jobqueue.registry import registry
 from jobqueue.settings import MIN_POLL_INTERVAL, WorkerSettings
@@ -40,13 +48,21 @@ EXIT_STARTUP_FAILED = 69
 EXIT_DECLARED_DEAD = 70
 EXIT_RECYCLE = 75
 _TICK = 0.1  # longest the main loop sleeps before looking at signal flags again
-#: How long a finished job's outcome may wait to be written with others (a latency bound).
-OUTCOME_DELAY = 0.02
+#: Automatic prefetch holds about this much not-yet-started work (by the average job time)...
+PREFETCH_HORIZON = 0.05
+#: ...but never more than this many jobs beyond the threads.
+MAX_PREFETCH = 500
 
 
 class Worker:
-    """Claims up to ``threads + prefetch`` jobs, refilling once the prefetched ones have all
-    started, and writes finished outcomes in the same transaction as the next claim."""
+    """Claims up to ``threads + prefetch`` jobs and writes finished outcomes in the same
+    transaction as the next claim.
+
+    The automatic prefetch (the default) sizes each claim by how long jobs take: about 50 ms of
+    work beyond the busy threads, so a claim round trip is shared by hundreds of tiny jobs but
+    long jobs are not hoarded away from other workers (never fewer than ``threads``). A fixed
+    ``--prefetch N`` refills once the prefetched jobs have all started.
+    """
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings.validate()
@@ -56,23 +72,23 @@ class Worker:
             settings.database_url,
             pool_size=settings.threads + 3,
             sqlite_synchronous=settings.sqlite_synchronous,  # type: ignore[arg-type]
+            busy_timeout_ms=int(settings.sqlite_busy_timeout * 1000),
         )
-        threads = settings.threads
-        prefetch = settings.prefetch or 0
-        self._capacity = threads + prefetch
-        self._low_water = threads if prefetch else threads - 1
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="jobqueue-job")
+        self._job_seconds: float | None = None  # moving average of job run time
+        self._pool = JobThreads(settings.threads, "jobqueue-job")
         self._loop: asyncio.AbstractEventLoop | None = None
         # Keyed by (id, attempts): a stuck attempt past its timeout and the retry of the same
         # job that this process may claim meanwhile are two different executions.
         self._executions: dict[tuple[str, int], Execution] = {}
-        self._outcomes: list[Record] = []
-        self._oldest_outcome = 0.0
+        self._last_beat = 0.0  # monotonic time of the last committed heartbeat
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        # Shares the lock of the executions, so a job moving from one to the other is never
+        # seen in neither.
+        self._outcomes = PendingOutcomes(self._lock, self._wake, batch=settings.threads)
         # Held while outcomes are taken and written and claims are made and dispatched, so
         # reconciliation sees every job this process knows about.
         self._cycle_lock = threading.Lock()
-        self._wake = threading.Event()
         self._finished = threading.Event()  # set when the process is about to exit
         self._stop_reason: str | None = None
         self._stop_lock = threading.Lock()
@@ -87,19 +103,8 @@ class Worker:
     def run(self) -> int:
         """Run until stopped; returns the process exit code."""
         self._install_signal_handlers()
-        try:
-            self.jobqueue.verify_schema()
-            with self.jobqueue.transaction() as connection:
-                processes.register(
-                    connection,
-                    process_id=self.process_id,
-                    kind="worker",
-                    queues=self.queues,
-                    supervisor_id=self.settings.supervisor_id,
-                )
-        except (JobQueueError, DBAPIError) as error:
-            log.error("process_start_failed", process_id=self.process_id, error=str(error))
-            return EXIT_STARTUP_FAILED
+        if not self._register():
+            return EXIT_STARTUP_FAILED if self._stop_reason is None else self._exit_code
         log.info(
             "process_started",
             kind="worker",
@@ -125,6 +130,30 @@ class Worker:
         finally:
             self._shutdown()
         return self._exit_code
+
+    def _register(self) -> bool:
+        def register() -> None:
+            with self.jobqueue.transaction() as connection:
+                processes.register(
+                    connection,
+                    process_id=self.process_id,
+                    kind="worker",
+                    queues=self.queues,
+                    supervisor_id=self.settings.supervisor_id,
+                )
+            self._last_beat = time.monotonic()
+
+        try:
+            return processes.start_when_reachable(
+                self.jobqueue,
+                register,
+                process_id=self.process_id,
+                sleep=self._sleep,
+                stopping=lambda: self._stop_reason is not None,
+            )
+        except (JobQueueError, DBAPIError) as error:
+            log.error("process_start_failed", process_id=self.process_id, error=str(error))
+            return False
 
     def request_stop(self, reason: str, *, now: bool = False, code: int = EXIT_OK) -> None:
         with self._stop_lock:
@@ -177,21 +206,24 @@ class Worker:
             if self._stop_reason is not None:
                 return
             in_flight = self._in_flight()
-            want = self._capacity - in_flight if in_flight <= self._low_water else 0
+            capacity, low_water = self._claim_limits()
+            want = capacity - in_flight if in_flight <= low_water else 0
+            if self.settings.max_jobs is not None:  # never claim what this life won't run
+                want = min(want, max(0, self.settings.max_jobs - self._processed - in_flight))
             failed: Exception | None = None
             claimed: list[ClaimedJob] = []
             with self._cycle_lock:
-                records = self._take_outcomes(force=want > 0)
+                records = self._outcomes.take(force=want > 0)
                 if records or want:
                     try:
                         claimed, next_due = self._cycle(records, want, look_first=drained)
                     except Exception as error:  # the database blipped: keep outcomes, retry
-                        self._requeue(records)
+                        self._outcomes.requeue(records)
                         failed = error
                     for job in claimed:
                         self._dispatch(job)
             if not records and want == 0:
-                self._sleep(self._outcome_wait())
+                self._sleep(self._outcomes.wait(_TICK))
                 continue
             if failed is not None:
                 event = log.warning if is_transient(failed) else log.error
@@ -229,6 +261,12 @@ class Worker:
             if next_due is None or next_due > now:
                 return [], next_due
         with self.jobqueue.transaction() as connection:
+            # A busy worker proves it is alive in its claim transactions too: under heavy
+            # SQLite contention the heartbeat thread's own write can wait behind claims.
+            beat = time.monotonic()
+            beating = beat - self._last_beat >= self.settings.heartbeat_interval
+            if beating:
+                processes.heartbeat(connection, self.process_id)
             report = write_records(connection, self.process_id, records, now) if records else None
             claimed = (
                 claims.claim_jobs(
@@ -237,6 +275,8 @@ class Worker:
                 if want
                 else []
             )
+        if beating:
+            self._last_beat = beat
         if report is not None:
             try:
                 log_report(report)
@@ -244,45 +284,32 @@ class Worker:
                 log.error("log_failed", error=repr(error))
         return claimed, None
 
-    def _take_outcomes(self, *, force: bool) -> list[Record]:
-        """Outcomes to write now: all of them when claiming anyway, when enough piled up, or
-        when the oldest has waited long enough."""
-        with self._lock:
-            if not self._outcomes:
-                return []
-            full = len(self._outcomes) >= self.settings.threads
-            if force or full or time.monotonic() >= self._oldest_outcome + OUTCOME_DELAY:
-                taken, self._outcomes = self._outcomes, []
-                return taken
-            return []
-
-    def _outcome_wait(self) -> float:
-        with self._lock:
-            if not self._outcomes:
-                return _TICK
-            return max(0.0, self._oldest_outcome + OUTCOME_DELAY - time.monotonic())
-
-    def _put_outcome(self, job: ClaimedJob, outcome: Outcome) -> None:
-        with self._lock:
-            if not self._outcomes:
-                self._oldest_outcome = time.monotonic()
-            self._outcomes.append(Record(job, outcome))
-        self._wake.set()
-
-    def _requeue(self, records: list[Record]) -> None:
-        if records:
-            with self._lock:
-                self._outcomes[:0] = records
-                self._oldest_outcome = 0.0
+    def _claim_limits(self) -> tuple[int, int]:
+        """(most jobs to hold, claim again once no more than this many are held)."""
+        threads, fixed = self.settings.threads, self.settings.prefetch
+        if fixed is not None:
+            return threads + fixed, threads if fixed else threads - 1
+        average = self._job_seconds
+        prefetch = threads
+        if average is not None:
+            wanted = threads * PREFETCH_HORIZON / max(average, 1e-6)
+            prefetch = max(threads, min(MAX_PREFETCH, int(wanted)))
+        # Claim again at half the prefetch left, so the next batch is there before it runs out.
+        return threads + prefetch, threads + prefetch // 2 if prefetch > threads else threads
 
     def _burst_done(self) -> bool:
-        """Nothing running here or anywhere in our queues: a job held by a process that died
-        will be rescued and is still work for this burst."""
+        """Nothing running here or anywhere in our queues (a job held by a process that died
+        will be rescued and is still work for this burst), and still nothing due: looked at
+        after the running count, so a job rescued between the two reads is seen as due."""
         if self._in_flight():
             return False
         try:
             with self.jobqueue.transaction(read_only=True) as connection:
-                return claims.running_count(connection, self.queues) == 0
+                if claims.running_count(connection, self.queues):
+                    return False
+            with self.jobqueue.transaction(read_only=True) as connection:
+                due = claims.next_due_at(connection, self.queues)
+            return due is None or due > datetime.now(UTC)
         except Exception:
             return False
 
@@ -330,9 +357,13 @@ class Worker:
 
     def _finish(self, current: Execution, outcome: Outcome) -> None:
         execution.forget_cancel(current.job.id)
+        if current.began_at:
+            took = time.monotonic() - current.began_at
+            average = self._job_seconds  # a lost update between threads is harmless here
+            self._job_seconds = took if average is None else average + 0.05 * (took - average)
         if current.settle():
             execution.run_hooks(current.job, outcome)
-            self._put_outcome(current.job, outcome)
+            self._outcomes.put(current.job, outcome)
         with self._lock:
             if self._executions.get(current.job.fence) is current:
                 del self._executions[current.job.fence]
@@ -357,8 +388,10 @@ class Worker:
             if self.settings.supervisor_id and os.getppid() != self._parent:
                 self.request_stop("the supervisor exited")
             try:
+                beat = time.monotonic()
                 with self.jobqueue.transaction() as connection:
                     alive = processes.heartbeat(connection, self.process_id)
+                self._last_beat = beat
             except Exception as error:
                 log.warning(
                     "heartbeat_failed", process_id=self.process_id, error=str(error).splitlines()[0]
@@ -389,7 +422,7 @@ class Worker:
                 held = claims.held_jobs(connection, self.process_id)
             with self._lock:
                 known = {e.job.fence for e in self._executions.values()}
-                known.update(record.job.fence for record in self._outcomes)
+                known.update(self._outcomes.fences())
             strays = [fence for fence in held if fence not in known]
             if not strays:
                 return
@@ -446,7 +479,7 @@ class Worker:
             earliest = datetime.now(UTC) + timedelta(seconds=self.settings.timeout_grace)
             outcome = replace(outcome, retry_at=max(outcome.retry_at, earliest))
         execution.run_hooks(job, outcome)
-        self._put_outcome(job, outcome)
+        self._outcomes.put(job, outcome)
         log.warning("job_timed_out", **job_fields(job))
 
     # -- stopping ----------------------------------------------------------------------------
@@ -455,7 +488,7 @@ class Worker:
         if self._exit_code != EXIT_DECLARED_DEAD:
             # Prefetched jobs that have not started go back at once; running ones get the
             # shutdown timeout to finish, then are handed back too.
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
             self._release(only_unstarted=True)
             deadline = time.monotonic() + self.settings.shutdown_timeout
             while self._in_flight() and not self._stop_now and time.monotonic() < deadline:
@@ -474,7 +507,7 @@ class Worker:
         self._finished.set()
         # In a subprocess os._exit follows; a worker run inside a process (tests, embedding)
         # must not leave its event loop, threads or pooled connections behind.
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self.jobqueue.close()
@@ -493,7 +526,7 @@ class Worker:
         for current in candidates:
             if current.settle(only_if_unstarted=only_unstarted):
                 # Outcome first, then forget it: reconciliation must see it in one or the other.
-                self._put_outcome(current.job, Outcome(RELEASED))
+                self._outcomes.put(current.job, Outcome(RELEASED))
                 with self._lock:
                     if self._executions.get(current.job.fence) is current:
                         del self._executions[current.job.fence]
@@ -504,7 +537,7 @@ class Worker:
         delay = 0.05
         while True:
             with self._cycle_lock:
-                records = self._take_outcomes(force=True)
+                records = self._outcomes.take(force=True)
                 if not records:
                     return
                 try:
@@ -520,7 +553,7 @@ class Worker:
                             error=str(error).splitlines()[0],
                         )
                         return
-                    self._requeue(records)
+                    self._outcomes.requeue(records)
                     log.warning("job_outcome_write_retry", error=str(error).splitlines()[0])
                     report = None
             if report is not None:

@@ -110,8 +110,9 @@ def ledger(jq: JobQueue) -> Iterator[Callable[[], list[tuple[str, int, str]]]]:
 def work(jq: JobQueue, tmp_path: Path) -> Iterator[Callable[..., Work]]:
     started: list[Work] = []
 
-    def start(*args: str) -> Work:
-        runner = Work(jq.database_url, tmp_path / f"work{len(started)}.log", *args)
+    def start(*args: str, database_url: str | None = None) -> Work:
+        url = database_url or jq.database_url
+        runner = Work(url, tmp_path / f"work{len(started)}.log", *args)
         started.append(runner)
         return runner
 

@@ -165,6 +165,56 @@ def test_rescue_returns_orphaned_jobs_and_fails_exhausted_ones(jq: JobQueue) -> 
     assert jq.get_job(held.id).status == RUNNING  # type: ignore[union-attr]
 
 
+def test_a_finish_that_beats_the_rescuer_makes_the_rescue_a_no_op(jq: JobQueue) -> None:
+    """The reverse of a late finish: the worker was declared dead, the rescuer has read its
+    orphans, but the worker's completion lands first. The rescue must then change nothing."""
+    jq.enqueue_many([JobCall("a")])
+    (job,) = claim(jq, "p1")
+    with jq.transaction() as connection:
+        processes.deregister(connection, "p1")  # declared dead
+    with jq.transaction(read_only=True) as connection:
+        (orphan,) = claims.orphaned_jobs(connection)  # the rescuer's snapshot
+    now = datetime.now(UTC)
+    with jq.transaction() as connection:
+        assert claims.complete_jobs(connection, process_id="p1", fences=[job.fence], now=now) == {
+            job.id
+        }
+    with jq.transaction() as connection:
+        assert claims.rescue_job(connection, orphan, error="WorkerLost", now=now) is None
+    assert rescue_orphans(jq) == 0
+    row = jq.get_job(job.id)
+    assert row is not None
+    assert (row.status, row.attempts, row.failed_attempts, row.last_error) == (
+        SUCCEEDED,
+        1,
+        0,
+        None,
+    )
+
+
+def test_after_an_outage_only_vanished_pids_count_as_dead(jq: JobQueue) -> None:
+    """After an outage every heartbeat is old. ``renew`` tells a supervisor how long it was
+    out of contact; while it distrusts ages (threshold None) only vanished pids count, so a
+    live process that was held up too is kept. By the database clock alone it is dead."""
+    register(jq, "supervisor")
+    jq.enqueue_many([JobCall("a")])
+    (job,) = claim(jq, "worker")
+    with jq.transaction() as connection:
+        connection.execute(
+            processes.job_processes.update().values(
+                last_heartbeat_at=datetime.now(UTC) - timedelta(minutes=5)
+            )
+        )
+        previous, now = processes.renew(connection, "supervisor")
+        gone, _ = processes.renew(connection, "nobody")
+    assert gone is None
+    assert previous is not None and now - previous > timedelta(minutes=4)
+    assert rescue(jq, threshold_seconds=None) == 0  # pids only: ours are alive
+    assert jq.get_job(job.id).status == RUNNING  # type: ignore[union-attr]
+    assert rescue(jq, threshold_seconds=60) == 1  # by the database clock it is dead
+    assert jq.get_job(job.id).status == PENDING  # type: ignore[union-attr]
+
+
 def test_dead_processes_are_detected_by_the_database_clock(jq: JobQueue) -> None:
     register(jq, "silent")
     jq.enqueue_many([JobCall("a")])

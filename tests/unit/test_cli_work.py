@@ -25,7 +25,7 @@ def test_defaults_are_one_process_five_threads_all_queues(project: Path) -> None
     assert (count, worker.threads, worker.queues, worker.apps) == (1, 5, None, ["myapp.jobs"])
     assert worker.database_url == f"sqlite:///{project.resolve()}/jobqueue.db"
     assert (settings.heartbeat_interval, settings.dead_threshold) == (5.0, 30.0)
-    assert worker.prefetch == 5
+    assert worker.prefetch is None  # automatic
 
 
 def test_queues_keep_their_order_and_star_means_all() -> None:
