@@ -22,7 +22,6 @@ class JobThreads:
             threading.Thread(target=self._run, name=f"{name}_{index}", daemon=True)
             for index in range(count)
         ]
-        self._stopped = False
         for thread in self._threads:
             thread.start()
 
@@ -30,16 +29,22 @@ class JobThreads:
         self._queue.put((function, args))
 
     def shutdown(self) -> None:
-        """Drop what has not started and let each thread end after its current task."""
+        """Drop what has not started and let each thread end after its current task.
+
+        Safe to call more than once: draining also takes the end markers an earlier call
+        queued for threads still busy, so every call queues them again (spare ones are never
+        read and cost nothing).
+        """
         while True:
             try:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        if not self._stopped:
-            self._stopped = True
-            for _ in self._threads:
-                self._queue.put(None)
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def alive(self) -> int:
+        return sum(thread.is_alive() for thread in self._threads)
 
     def _run(self) -> None:
         while (task := self._queue.get()) is not None:
