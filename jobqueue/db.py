@@ -32,6 +32,9 @@ SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 #: Execution option: begin this SQLite transaction deferred (plain ``BEGIN``), for reads only.
 READ_ONLY = {"jobqueue_read_only": True}
 
+#: Execution option for one statement that is its own transaction: see :func:`autocommit`.
+_AUTOCOMMIT_SQLITE = {"jobqueue_autocommit": True}
+
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 _DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 _MIN_MYSQL = (8, 0, 1)
@@ -188,12 +191,34 @@ _SQLITE_SETTINGS = "_jobqueue_sqlite_settings"
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:
-    """``BEGIN IMMEDIATE`` (take the write lock, waiting up to busy_timeout), or a deferred
-    ``BEGIN`` for transactions marked :data:`READ_ONLY`."""
-    if connection.get_execution_options().get("jobqueue_read_only"):
+    """``BEGIN IMMEDIATE`` (take the write lock, waiting up to busy_timeout), a deferred
+    ``BEGIN`` for transactions marked :data:`READ_ONLY`, or nothing for :func:`autocommit`."""
+    options = connection.get_execution_options()
+    if options.get("jobqueue_autocommit"):
+        return
+    if options.get("jobqueue_read_only"):
         connection.exec_driver_sql("BEGIN")
     else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def autocommit(connection: Connection) -> Connection | None:
+    """The connection set so that each statement commits itself, or None where that costs more
+    than it saves.
+
+    One statement sent alone is one round trip; in a transaction it is three or four (BEGIN,
+    the statement, COMMIT). SQLite's connections already run in the driver's autocommit mode
+    (:func:`configure_sqlite`), so only our ``BEGIN IMMEDIATE`` is left out (SQLAlchemy's own
+    AUTOCOMMIT would, on the way back to the pool, switch pysqlite's implicit BEGIN back on).
+    psycopg switches modes locally. PyMySQL would send ``SET AUTOCOMMIT`` both ways, two round
+    trips to save one, so MySQL keeps its transaction.
+    """
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        return connection.execution_options(**_AUTOCOMMIT_SQLITE)
+    if dialect == "postgresql":
+        return connection.execution_options(isolation_level="AUTOCOMMIT")
+    return None
 
 
 def check_server_version(engine: Engine) -> None:

@@ -26,6 +26,7 @@ from jobqueue.db import (
     DEFAULT_BUSY_TIMEOUT_MS,
     READ_ONLY,
     SqliteSynchronous,
+    autocommit,
     check_server_version,
     create_engine,
     is_deadlock,
@@ -215,7 +216,11 @@ class JobQueue:
             existing = self._insert(connection, rows, limits)
         else:
             self.verify_schema()
-            existing = self._insert_own_transaction(rows, limits)
+            alone = len(rows) == 1 and rows[0]["unique_key"] is None and limits[0] is None
+            if alone and self._insert_alone(rows[0]):
+                existing = {}
+            else:
+                existing = self._insert_own_transaction(rows, limits)
         for index, job_id in existing.items():
             handles[index] = replace(handles[index], id=job_id, existing=True)
         # No per-job log line here: enqueue runs in the caller's process, whose logging is the
@@ -258,6 +263,44 @@ class JobQueue:
             )
             handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, self))
         return rows, handles
+
+    def _insert_alone(self, row: dict[str, Any]) -> bool:
+        """Write one plain job as one self-committing statement; False where the backend has
+        no cheaper way than a transaction (see :func:`jobqueue.db.autocommit`).
+
+        When the connection is lost mid-statement, whether it committed is unknown; but the
+        job's id was made here, so a look tells: there, it was written; not there, it was not,
+        and is sent again. Written once or an error, as in a transaction.
+        """
+        wake = row["scheduled_for"] <= datetime.now(UTC)
+        for attempt in (1, 2, 3):
+            with self.connect() as pooled:
+                connection = autocommit(pooled)
+                if connection is None:
+                    return False
+                statement = store.insert_alone_statement(connection.dialect.name, wake=wake)
+                try:
+                    with connection.begin():
+                        connection.execute(statement, row)
+                    return True
+                except DBAPIError as error:
+                    lost = is_disconnect(error)
+                    if attempt == 3 or not (lost or is_deadlock(error)):
+                        raise operational_error(self.engine, error) from error
+            if lost and self._written(row["id"]):
+                return True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _written(self, job_id: str) -> bool:
+        try:
+            with self.transaction(read_only=True) as connection:
+                return store.job_exists(connection, job_id)
+        except DBAPIError as error:
+            raise DatabaseUnavailableError(
+                f"the connection to {mask_url(self.engine.url)} was lost while job {job_id} was "
+                f"being written, and it cannot be read back ({str(error.orig).strip()}); "
+                "whether it was written is unknown"
+            ) from error
 
     def _insert_own_transaction(
         self, rows: list[dict[str, Any]], limits: list[int | None]

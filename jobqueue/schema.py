@@ -6,6 +6,7 @@ constraint rather than a native ENUM (which MySQL and PostgreSQL alter different
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,6 +78,29 @@ class UTCDateTime(TypeDecorator[datetime]):
                 "datetime.now(UTC) so the instant is unambiguous"
             )
         return value.astimezone(UTC).replace(tzinfo=None)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """The usual conversion, remembering the last value it converted.
+
+        A batch enqueue binds the same ``now`` object as ``created_at`` and ``scheduled_for`` of
+        every row; converting it once instead of 2,000 times per 1,000 jobs was a sixth of
+        ``enqueue_many``'s time on SQLite. The cache is one immutable pair, replaced whole, so
+        threads sharing the processor at worst convert again.
+        """
+        convert = super().bind_processor(dialect)
+        if convert is None:  # pragma: no cover - every dialect here converts datetimes
+            return None
+        last: list[tuple[Any, Any]] = [(None, None)]
+
+        def process(value: Any) -> Any:
+            seen, converted = last[0]
+            if value is seen and value is not None:
+                return converted
+            converted = convert(value)
+            last[0] = (value, converted)
+            return converted
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -75,6 +75,13 @@ def _check(value: Any, path: str, active: set[int] | None = None, depth: int = 1
     )
 
 
+def _plain(value: Any) -> bool:
+    """The common arguments (ids, flags, ASCII text) that need no walk, checked without
+    building the path string the walk would carry for its error message."""
+    kind = type(value)
+    return kind is int or kind is bool or value is None or (kind is str and value.isascii())
+
+
 def _check_key(key: Any, path: str) -> None:
     if not isinstance(key, str):
         raise SerializationError(
@@ -106,6 +113,10 @@ def _short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# One encoder for every call: json.dumps with options builds a new one each time.
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_arguments(
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
@@ -117,15 +128,18 @@ def encode_arguments(
     # circular.
     active = {id(args), id(kwargs)}
     for index, item in enumerate(args):
-        _check(item, f"args[{index}]", active)
+        if not _plain(item):
+            _check(item, f"args[{index}]", active)
     for key, item in kwargs.items():
         _check_key(key, "kwargs")
-        _check(item, f"kwargs[{key!r}]", active)
+        if not _plain(item):
+            _check(item, f"kwargs[{key!r}]", active)
     payload: dict[str, Any] = {"args": list(args)}
     if kwargs:
         payload["kwargs"] = dict(kwargs)
-    text = json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    size = len(text.encode("utf-8"))
+    text = _ENCODER.encode(payload)
+    # A character is at most 4 bytes of UTF-8: short texts need no encoding to be measured.
+    size = len(text) if len(text) * 4 <= max_bytes else len(text.encode("utf-8"))
     if size > max_bytes:
         raise PayloadTooLargeError(
             f"the encoded arguments are {size:,} bytes, over the limit of {max_bytes:,} bytes; "

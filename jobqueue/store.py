@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    bindparam,
     func,
     insert,
     select,
@@ -68,6 +69,52 @@ def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
     """Insert job rows; several rows go as one ``executemany`` (never one giant VALUES list)."""
     if rows:
         connection.execute(job_queue.insert(), list(rows))
+
+
+def insert_alone_statement(dialect: str, *, wake: bool) -> Any:
+    """One job's INSERT as a statement that is a whole transaction on its own.
+
+    On PostgreSQL a due job's NOTIFY rides in the same statement (a data-modifying CTE runs
+    whether or not the query reads it), so a single enqueue is one round trip.
+    """
+    key = (dialect, wake)
+    statement = _insert_alone.get(key)
+    if statement is None:
+        statement = insert(job_queue).values(
+            {name: bindparam(name, type_=job_queue.c[name].type) for name in ENQUEUE_COLUMNS}
+        )
+        if dialect == "postgresql" and wake:
+            inserted = statement.returning(job_queue.c.queue).cte("inserted")
+            statement = select(func.pg_notify(NOTIFY_CHANNEL, inserted.c.queue))
+        _insert_alone[key] = statement
+    return statement
+
+
+_insert_alone: dict[tuple[str, bool], Any] = {}
+
+#: The columns an enqueue writes (the rest start NULL).
+ENQUEUE_COLUMNS = (
+    "id",
+    "name",
+    "args",
+    "queue",
+    "priority",
+    "status",
+    "scheduled_for",
+    "attempts",
+    "failed_attempts",
+    "max_attempts",
+    "created_at",
+    "concurrency_key",
+    "unique_key",
+)
+
+
+def job_exists(connection: Connection, job_id: str) -> bool:
+    return (
+        connection.execute(select(job_queue.c.id).where(job_queue.c.id == job_id)).first()
+        is not None
+    )
 
 
 def insert_unique(connection: Connection, row: Mapping[str, Any]) -> str | None:

@@ -25,6 +25,7 @@ class CuttableProxy:
         self._open: set[socket.socket] = set()
         self._down = False
         self._closed = False
+        self._lose_answer = False
         self.refused = 0  # connections closed at once while down
         threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
 
@@ -42,6 +43,12 @@ class CuttableProxy:
         for sock in cut:
             _close(sock)
         return len(cut) // 2
+
+    def lose_next_answer(self) -> None:
+        """Drop the next data the server sends and cut that connection: the server carried out
+        the request, but the client never hears so."""
+        with self._lock:
+            self._lose_answer = True
 
     def restore(self) -> None:
         with self._lock:
@@ -78,14 +85,19 @@ class CuttableProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._open.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
+            for source, sink, answers in ((client, upstream, False), (upstream, client, True)):
                 threading.Thread(
-                    target=self._pipe, args=(source, sink), name="proxy-pipe", daemon=True
+                    target=self._pipe,
+                    args=(source, sink, answers),
+                    name="proxy-pipe",
+                    daemon=True,
                 ).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
         try:
             while data := source.recv(65536):
+                if answers and self._take_lost_answer():
+                    break  # dropped; the finally cuts both sides
                 sink.sendall(data)
         except OSError:
             pass
@@ -95,6 +107,13 @@ class CuttableProxy:
                 self._open.discard(sink)
             _close(source)
             _close(sink)
+
+    def _take_lost_answer(self) -> bool:
+        if not self._lose_answer:
+            return False
+        with self._lock:
+            lose, self._lose_answer = self._lose_answer, False
+        return lose
 
 
 def _close(sock: socket.socket) -> None:

@@ -21,6 +21,7 @@ from jobqueue import (
 )
 
 from backends import TestDatabase, scale_factor
+from netcut import CuttableProxy
 
 
 @job(name="tests.send_welcome", queue="mail", max_attempts=8)
@@ -215,3 +216,36 @@ def test_missing_schema_says_to_migrate(fresh_database: TestDatabase) -> None:
         pytest.raises(SchemaError, match="jobrunner migrate"),
     ):
         queue.enqueue(send_welcome, 1)
+
+
+def _rows_with_id(jq: JobQueue, job_id: str) -> int:
+    with jq.transaction(read_only=True) as connection:
+        query = text("SELECT count(*) FROM job_queue WHERE id = :id")
+        return int(connection.execute(query, {"id": job_id}).scalar_one())
+
+
+def test_an_enqueue_whose_answer_is_lost_is_written_once(jq: JobQueue) -> None:
+    """The server carries out the write but the connection dies before the answer arrives:
+    enqueue finds out whether it was written (the id is its own) and neither loses the job
+    nor writes it twice."""
+    if jq.dialect == "sqlite":
+        pytest.skip("SQLite is a local file: no answer can be lost on the way")
+    with CuttableProxy(jq.database_url) as proxy, JobQueue(proxy.url) as client:
+        send_welcome.using(jobqueue=client).enqueue(1)  # the pool holds a connection now
+        proxy.lose_next_answer()
+        handle = send_welcome.using(jobqueue=client).enqueue(2)
+        assert not proxy._lose_answer, "the enqueue sent nothing through the proxy"
+        assert _rows_with_id(jq, handle.id) == 1
+        assert jq.count_jobs() == 2
+
+
+def test_an_enqueue_on_a_connection_the_server_closed_is_sent_again(jq: JobQueue) -> None:
+    if jq.dialect == "sqlite":
+        pytest.skip("SQLite is a local file: it has no connection to close")
+    with CuttableProxy(jq.database_url) as proxy, JobQueue(proxy.url) as client:
+        send_welcome.using(jobqueue=client).enqueue(1)
+        assert proxy.take_down() == 1  # the pooled connection is cut
+        proxy.restore()
+        handle = send_welcome.using(jobqueue=client).enqueue(2)
+        assert _rows_with_id(jq, handle.id) == 1
+        assert jq.count_jobs() == 2
