@@ -1,5 +1,3 @@
-import sys
+from jobqueue.cli import run
 
-from jobqueue.cli import main
-
-sys.exit(main())
+run()

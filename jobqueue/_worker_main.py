@@ -77,8 +77,11 @@ def _forked_child(settings: WorkerSettings) -> None:
         # ULIDs are monotonic within a millisecond from state this child shares with its
         # parent; starting in a later millisecond keeps the two from producing the same id.
         time.sleep(0.002)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)  # the worker installs its own
+        inherited = signal.set_wakeup_fd(-1)  # the supervisor's, which wakes its loop
+        if inherited != -1:
+            os.close(inherited)
     except BaseException:
         os._exit(EXIT_STARTUP_FAILED)
     run_worker_process(settings)

@@ -7,9 +7,11 @@ print one line naming the problem and exit with status 1; usage errors exit with
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import structlog
 
@@ -145,5 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The ``jobrunner`` command: :func:`main`, then a quick exit.
+
+    Tearing down every module at interpreter exit took about 0.1 s with SQLAlchemy loaded, a
+    twentieth of a 20,000-job ``work --burst``; nothing in it matters to a process that is
+    leaving. Exit handlers still run and the output is flushed; threads still running are
+    daemons (the worker's own) or the user's to have joined.
+    """
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -18,6 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import Any
 
 import structlog
 from ulid import ULID
@@ -62,6 +64,10 @@ class SupervisorSettings:
     process_id: str = field(default_factory=lambda: str(ULID()))
 
 
+def _note_child_exit(_signum: int, _frame: FrameType | None) -> None:
+    """Nothing to do here: the wakeup pipe already woke the loop, which reaps the child."""
+
+
 class Supervisor:
     def __init__(self, settings: SupervisorSettings) -> None:
         self.settings = settings
@@ -77,6 +83,9 @@ class Supervisor:
         self._stopping = False
         self._forwarded_quit = False
         self._stop_deadline = 0.0
+        self._wakeup: tuple[int, int] | None = None  # (read, write) ends of the wakeup pipe
+        self._previous_wakeup_fd = -1
+        self._previous_handlers: dict[int, Any] = {}
         # Until then (database clock), heartbeat ages are not trusted: see _maintain.
         self._ages_trusted_from = datetime.min.replace(tzinfo=UTC)
         self._contact_failures = 0
@@ -85,7 +94,12 @@ class Supervisor:
 
     def run(self) -> int:
         self._install_signal_handlers()
+        try:
+            return self._run()
+        finally:
+            self._uninstall_signal_handlers()
 
+    def _run(self) -> int:
         def register() -> None:
             with self.jobqueue.transaction() as connection:
                 processes.register(connection, process_id=self.process_id, kind="supervisor")
@@ -137,7 +151,7 @@ class Supervisor:
                 if now >= next_maintenance:
                     next_maintenance = now + self.settings.heartbeat_interval
                     self._maintain()
-                time.sleep(_TICK)
+                self._pause(_TICK)
         finally:
             self._maintain()
             try:
@@ -213,6 +227,12 @@ class Supervisor:
     # -- signals -----------------------------------------------------------------------------
 
     def _install_signal_handlers(self) -> None:
+        """Count stop signals, and wake the loop at once for them and for a child's exit.
+
+        A pipe is the signals' wakeup fd (CPython writes to it from its C-level handler), and
+        the loop waits on it instead of sleeping a whole tick: a finished ``--burst`` worker or
+        a crashed one is seen within a millisecond, not up to a tenth of a second later.
+        """
         if threading.current_thread() is not threading.main_thread():
             return
 
@@ -220,12 +240,41 @@ class Supervisor:
             self._signals += 2 if signum == signal.SIGQUIT else 1
 
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            signal.signal(signum, on_signal)
+            self._previous_handlers[signum] = signal.signal(signum, on_signal)
+        read_end, write_end = os.pipe()
+        for end in (read_end, write_end):
+            os.set_blocking(end, False)
+        self._previous_wakeup_fd = signal.set_wakeup_fd(write_end)
+        # A handler of its own, or SIGCHLD (ignored by default) would never reach the pipe.
+        self._previous_handlers[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _note_child_exit)
+        self._wakeup = (read_end, write_end)
+
+    def _uninstall_signal_handlers(self) -> None:
+        """Put back what was there: a supervisor run inside a test or an embedding process
+        must not leave its handlers or its pipe behind."""
+        if self._wakeup is None:
+            return
+        signal.set_wakeup_fd(self._previous_wakeup_fd)
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        for end in self._wakeup:
+            os.close(end)
+        self._wakeup = None
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking early for a signal or a child's exit."""
+        if self._wakeup is None:
+            time.sleep(seconds)
+            return
+        read_end = self._wakeup[0]
+        select.select([read_end], [], [], seconds)
+        with contextlib.suppress(BlockingIOError):
+            os.read(read_end, 512)
 
     def _sleep_unless_signalled(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while self._signals == 0 and (remaining := deadline - time.monotonic()) > 0:
-            time.sleep(min(_TICK, remaining))
+            self._pause(min(_TICK, remaining))
 
     def _handle_signals(self) -> None:
         if self._signals == 0:
