@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from croniter import croniter
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from jobqueue.enqueue import JobCall
@@ -146,6 +146,10 @@ def tasks_from_settings(settings: Mapping[str, Any]) -> list[RecurringTask]:
     return tasks
 
 
+#: How long recorded occurrences are kept (the latest of each task is always kept).
+RUNS_KEPT = timedelta(days=1)
+
+
 class Scheduler:
     """Enqueues due occurrences; call :meth:`tick` about once a second."""
 
@@ -211,6 +215,33 @@ class Scheduler:
             [task.call(registry, fire_at)], connection=connection
         )
         return handle.id
+
+    def prune_runs(self, *, keep: timedelta = RUNS_KEPT, now: datetime | None = None) -> int:
+        """Delete each task's recorded occurrences older than ``keep``, except its latest.
+
+        Only the latest occurrence is ever compared against (a later one is fired, an earlier
+        one never), so the rest is history; without pruning, a task that fires every minute
+        would leave half a million rows a year. The margin of ``keep`` covers a supervisor whose
+        clock runs behind: it may still try an occurrence the others recorded a while ago, and
+        that occurrence's row must still be there to refuse it. Returns the rows deleted.
+        """
+        cutoff = (now or datetime.now(UTC)) - keep
+        deleted = 0
+        with self.jobqueue.transaction() as connection:
+            latest = connection.execute(
+                select(job_recurring_runs.c.task, func.max(job_recurring_runs.c.fire_at)).group_by(
+                    job_recurring_runs.c.task
+                )
+            ).all()
+            for task, fire_at in latest:
+                result = connection.execute(
+                    delete(job_recurring_runs).where(
+                        job_recurring_runs.c.task == task,
+                        job_recurring_runs.c.fire_at < min(fire_at, cutoff),
+                    )
+                )
+                deleted += result.rowcount
+        return deleted
 
     def next_runs(self, now: datetime | None = None) -> dict[str, datetime | None]:
         """Each task's next fire time (for the dashboard and ``jobrunner recurring``)."""

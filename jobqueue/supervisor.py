@@ -89,6 +89,7 @@ class Supervisor:
         # Until then (database clock), heartbeat ages are not trusted: see _maintain.
         self._ages_trusted_from = datetime.min.replace(tzinfo=UTC)
         self._contact_failures = 0
+        self._next_runs_prune = 0.0  # monotonic time of the next pruning of recurring runs
         tasks = tasks_from_registry() + settings.recurring
         self.scheduler = Scheduler(self.jobqueue, tasks) if tasks else None
 
@@ -350,5 +351,8 @@ class Supervisor:
             self.jobqueue.admin.prune(
                 status=SUCCEEDED, older_than=self.settings.retention, max_batches=10
             )
+            if self.scheduler is not None and time.monotonic() >= self._next_runs_prune:
+                self._next_runs_prune = time.monotonic() + 60
+                self.scheduler.prune_runs()
         except Exception as error:  # the next round will retry
             log.warning("maintenance_failed", error=str(error).splitlines()[0])

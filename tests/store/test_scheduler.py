@@ -57,3 +57,39 @@ def test_several_schedulers_fire_each_occurrence_exactly_once(jq: JobQueue) -> N
 def test_next_runs(jq: JobQueue) -> None:
     scheduler = Scheduler(jq, [RecurringTask("r", "0 * * * *", "x")])
     assert scheduler.next_runs(minutes(1)) == {"r": minutes(60)}
+
+
+def recorded(jq: JobQueue) -> dict[str, list[datetime]]:
+    from sqlalchemy import select
+
+    from jobqueue.schema import job_recurring_runs
+
+    with jq.transaction(read_only=True) as connection:
+        rows = connection.execute(
+            select(job_recurring_runs.c.task, job_recurring_runs.c.fire_at).order_by(
+                job_recurring_runs.c.task, job_recurring_runs.c.fire_at
+            )
+        ).all()
+    result: dict[str, list[datetime]] = {}
+    for task, fire_at in rows:
+        result.setdefault(task, []).append(fire_at)
+    return result
+
+
+def test_pruning_keeps_each_tasks_latest_occurrence_and_the_last_day(jq: JobQueue) -> None:
+    hourly = RecurringTask("hourly", "0 * * * *", "app.hourly")
+    monthly = RecurringTask("monthly", "0 0 1 * *", "app.monthly")
+    scheduler = Scheduler(jq, [hourly, monthly])
+    for hour in range(0, 49):  # two days of hourly runs; the month began before T0
+        scheduler.tick(T0 + timedelta(hours=hour, minutes=1))
+    now = T0 + timedelta(hours=48, minutes=2)
+    before = recorded(jq)
+    assert len(before["hourly"]) == 49 and len(before["monthly"]) == 1
+    deleted = scheduler.prune_runs(keep=timedelta(days=1), now=now)
+    after = recorded(jq)
+    assert after["hourly"] == [t for t in before["hourly"] if t >= now - timedelta(days=1)]
+    assert len(after["hourly"]) == 24
+    assert after["monthly"] == before["monthly"]  # older than a day, but its latest
+    assert deleted == 49 - 24
+    # The latest occurrences still refuse a second firing, even from a fresh scheduler.
+    assert Scheduler(jq, [hourly, monthly]).tick(now) == []
