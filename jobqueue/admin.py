@@ -77,6 +77,21 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class MinuteStats:
+    """Outcomes recorded in one minute (the dashboard's throughput chart)."""
+
+    minute: datetime
+    succeeded: int
+    retried: int
+    failed: int
+    discarded: int
+
+    @property
+    def processed(self) -> int:
+        return self.succeeded + self.failed + self.discarded
+
+
+@dataclass(frozen=True)
 class CancelResult:
     cancelled: list[str]  # pending/blocked jobs that will never run
     requested: list[str]  # running jobs asked to stop
@@ -385,3 +400,34 @@ class Admin:
             row = connection.execute(query).one()
         succeeded, retried, failed, discarded = (int(value) for value in row)
         return Stats(minutes, succeeded, retried, failed, discarded)
+
+    def throughput(self, *, minutes: int = 60) -> list[MinuteStats]:
+        """One entry per minute for the last ``minutes`` minutes (the current one last), with
+        zeros where nothing finished, so a chart has no gaps."""
+        if minutes < 1:
+            raise ValueError("minutes must be at least 1")
+        current = datetime.now(UTC).replace(second=0, microsecond=0)
+        since = current - timedelta(minutes=minutes)
+        with self.jobqueue.transaction(read_only=True) as connection:
+            counts = counters.per_minute(connection, since=since)
+        empty = (0,) * len(counters.STAT_KINDS)
+        minutes_shown = [current - timedelta(minutes=back) for back in range(minutes - 1, -1, -1)]
+        return [MinuteStats(minute, *counts.get(minute, empty)) for minute in minutes_shown]
+
+    def totals(self) -> dict[str, Stats]:
+        """All outcomes ever counted, per queue; they survive pruning and never go down."""
+        with self.jobqueue.transaction(read_only=True) as connection:
+            by_queue = counters.totals_by_queue(connection)
+        return {queue: Stats(0, *values) for queue, values in sorted(by_queue.items())}
+
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        """Jobs per (queue, status), succeeded excepted: succeeded rows are the bulk of the
+        table and are pruned, so counting them costs a scan and means little; the totals of
+        :meth:`totals` tell how many succeeded."""
+        with self.jobqueue.transaction(read_only=True) as connection:
+            rows = connection.execute(
+                select(job_queue.c.queue, job_queue.c.status, func.count())
+                .where(job_queue.c.status.in_([s for s in STATUSES if s != SUCCEEDED]))
+                .group_by(job_queue.c.queue, job_queue.c.status)
+            ).all()
+        return {(queue, status): int(count) for queue, status, count in rows}
