@@ -126,13 +126,14 @@ def overview(dashboard: Dashboard, request: Request) -> Response:
     )
 
 
-def _filters(request: Request) -> dict[str, str]:
+def _filters(request: Request, nav: str) -> dict[str, str]:
     params = request.query_params
-    return {key: params[key] for key in ("status", "queue", "name") if params.get(key)}
+    found = {key: params[key] for key in ("status", "queue", "name") if params.get(key)}
+    return {**found, "status": FAILED} if nav == "failed" else found
 
 
 def jobs(dashboard: Dashboard, request: Request, nav: str = "jobs") -> Response:
-    filters = _filters(request)
+    filters = _filters(request, nav)
     if filters.get("status") not in (None, *STATUSES):
         return dashboard.error(request, f"unknown status {filters['status']!r}", 400)
     try:
@@ -143,7 +144,8 @@ def jobs(dashboard: Dashboard, request: Request, nav: str = "jobs") -> Response:
     # One more than the page: whether a next page exists, without counting the table.
     found = dashboard.admin.list_jobs(limit=limit + 1, before=before, **filters)
     rows, more = found[:limit], len(found) > limit
-    next_query = urlencode({**filters, "before": rows[-1].id}) if more and rows else None
+    shown = {k: v for k, v in filters.items() if nav != "failed" or k != "status"}
+    next_query = urlencode({**shown, "before": rows[-1].id}) if more and rows else None
     return dashboard.page(
         request,
         "jobs.html",
@@ -154,16 +156,13 @@ def jobs(dashboard: Dashboard, request: Request, nav: str = "jobs") -> Response:
         queues=[summary.queue for summary in dashboard.admin.queues()],
         before=before,
         next_query=next_query,
-        first_query=urlencode(filters),
+        first_query=urlencode(shown),
         selectable=filters.get("status") in (FAILED, CANCELLED),
     )
 
 
 def failed(dashboard: Dashboard, request: Request) -> Response:
-    """The failed jobs: the jobs list filtered to failed, with bulk retry and discard."""
-    if request.query_params.get("status") != FAILED:
-        query = urlencode({**_filters(request), "status": FAILED})
-        return RedirectResponse(f"{prefix(request)}/failed?{query}", status_code=303)
+    """The failed jobs: the jobs list fixed to failed, with bulk retry and discard."""
     return jobs(dashboard, request, nav="failed")
 
 
