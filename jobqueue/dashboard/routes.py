@@ -177,7 +177,28 @@ def job_detail(dashboard: Dashboard, request: Request) -> Response:
         arguments = json.dumps({"args": args, "kwargs": kwargs}, indent=2, ensure_ascii=False)
     except (ValueError, TypeError):
         arguments = job.args_json  # shown as stored: an undecodable row is worth seeing
-    return dashboard.page(request, "job.html", nav="jobs", job=job, arguments=arguments)
+    return dashboard.page(
+        request, "job.html", nav="jobs", job=job, arguments=arguments, error=_error(job.last_error)
+    )
+
+
+@dataclass(frozen=True)
+class ShownError:
+    summary: str  # "module.Class: message"
+    traceback: str
+
+
+def _error(last_error: str | None) -> ShownError | None:
+    """``last_error`` as the worker writes it (JSON: type, message, traceback), or as stored
+    when it is not that shape."""
+    if not last_error:
+        return None
+    try:
+        data = json.loads(last_error)
+        summary = f"{data['type']}: {data['message']}"
+        return ShownError(summary, str(data.get("traceback") or ""))
+    except (ValueError, TypeError, KeyError):
+        return ShownError(last_error, "")
 
 
 def processes(dashboard: Dashboard, request: Request) -> Response:

@@ -12,14 +12,16 @@ from starlette.testclient import TestClient
 from jobqueue import JobQueue
 from jobqueue.dashboard import create_app
 
+from browser import browser_context, page  # noqa: F401 - fixtures of the browser tests
+
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def csrf_token(client: TestClient) -> str:
     """The token from a page's form, as a browser holding the cookie would send it."""
-    page = client.get("/login")
-    match = CSRF.search(page.text)
-    assert match, page.text
+    response = client.get("/login")
+    match = CSRF.search(response.text)
+    assert match, response.text
     return match.group(1)
 
 
