@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, literal_column, select, update
 
 from jobqueue import counters, processes, semaphores, store
 from jobqueue.errors import JobQueueError
@@ -36,6 +37,7 @@ from jobqueue.store import JobRecord
 log = structlog.get_logger("jobqueue.admin")
 
 PRUNE_BATCH = 1000
+COMMON_ROWS = 2000  # see Admin._common
 
 
 class NotFoundError(JobQueueError):
@@ -124,17 +126,40 @@ class Admin:
         _check_status(status)
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        query = select(job_queue).order_by(job_queue.c.id.desc()).limit(limit)
-        if status is not None:
-            query = query.where(job_queue.c.status == status)
-        if queue is not None:
-            query = query.where(job_queue.c.queue == queue)
-        if name is not None:
-            query = query.where(job_queue.c.name == name)
-        if before is not None:
-            query = query.where(job_queue.c.id < before)
         with self.jobqueue.transaction(read_only=True) as connection:
+            walk = connection.dialect.name == "sqlite" and self._common(connection, status, queue)
+            # "+column" keeps SQLite from using an index on that column (as in claims.py).
+            status_column: Any = literal_column("+job_queue.status") if walk else job_queue.c.status
+            queue_column: Any = literal_column("+job_queue.queue") if walk else job_queue.c.queue
+            query = select(job_queue).order_by(job_queue.c.id.desc()).limit(limit)
+            if status is not None:
+                query = query.where(status_column == status)
+            if queue is not None:
+                query = query.where(queue_column == queue)
+            if name is not None:
+                query = query.where(job_queue.c.name == name)
+            if before is not None:
+                query = query.where(job_queue.c.id < before)
             return [JobRecord.from_row(row) for row in connection.execute(query).mappings()]
+
+    @staticmethod
+    def _common(connection: Connection, status: str | None, queue: str | None) -> bool:
+        """Whether a listing filtered on status alone or queue alone should walk the primary
+        key newest first, checking each row, rather than fetch every match and sort it.
+
+        SQLite keeps no statistics unless someone runs ANALYZE, so its planner always takes
+        the index on the filtered column and sorts all its rows: 1.2 s for the succeeded jobs
+        among a million. A probe that counts at most COMMON_ROWS matches in that index (well
+        under a millisecond) tells which plan wins: with that many matches the walk meets a
+        page of them soon; with fewer, sorting them is cheap. Status and queue together are
+        served by ix_job_queue_status_queue in id order already.
+        """
+        if (status is None) == (queue is None):
+            return False
+        condition = job_queue.c.status == status if status else job_queue.c.queue == queue
+        matches = select(job_queue.c.id).where(condition).limit(COMMON_ROWS).subquery()
+        found = connection.execute(select(func.count()).select_from(matches)).scalar_one()
+        return int(found) >= COMMON_ROWS
 
     def get_job(self, job_id: str) -> JobRecord:
         job = self.jobqueue.get_job(job_id)

@@ -153,7 +153,8 @@ def jobs(dashboard: Dashboard, request: Request, nav: str = "jobs") -> Response:
         jobs=rows,
         filters=filters,
         statuses=STATUSES,
-        queues=[summary.queue for summary in dashboard.admin.queues()],
+        # Suggestions only: the queues the counters know (a tiny table), not a scan of jobs.
+        queues=list(dashboard.admin.totals()),
         before=before,
         next_query=next_query,
         first_query=urlencode(shown),
