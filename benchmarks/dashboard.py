@@ -128,7 +128,10 @@ def measure(queue: JobQueue, repeat: int) -> list[tuple[str, float, float]]:
     results = []
     pages = [
         ("overview  GET /", "/"),
-        ("failed in one queue", "/jobs?status=failed&queue=mail"),
+        (
+            "failed in one queue  GET /jobs?status=failed&queue=mail",
+            "/jobs?status=failed&queue=mail",
+        ),
     ]
     for label, url in pages:
         median, worst, response = time_page(client, url, repeat)
@@ -140,7 +143,10 @@ def measure(queue: JobQueue, repeat: int) -> list[tuple[str, float, float]]:
             results.append(("  its next page (before=<last id>)", median, worst))
     more = [
         ("all jobs, newest first  GET /jobs", "/jobs"),
-        ("succeeded in one queue", "/jobs?status=succeeded&queue=mail"),
+        (
+            "succeeded in one queue  GET /jobs?status=succeeded&queue=mail",
+            "/jobs?status=succeeded&queue=mail",
+        ),
         ("pending  GET /jobs?status=pending", "/jobs?status=pending"),
         ("a rare name (0.1%)  GET /jobs?name=app.jobs.rare", "/jobs?name=app.jobs.rare"),
         ("a page deep in the table  GET /jobs?before=<id 20 days old>", None),
@@ -170,7 +176,7 @@ def main() -> int:
         "(and keeping it: handy when trying out an index)",
     )
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     if args.database_url:
         queue = JobQueue(args.database_url)
         if not queue.count_jobs():

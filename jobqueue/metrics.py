@@ -34,7 +34,10 @@ class JobQueueCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         summaries = self.admin.queues()
         counts = self.admin.job_counts()
-        queues = sorted({s.queue for s in summaries} | {queue for queue, _ in counts})
+        totals = self.admin.totals()
+        # Queues that ever ran a job keep reporting zeros once empty: a series that vanished
+        # would leave alerts on it stale instead of resolved.
+        queues = sorted({s.queue for s in summaries} | {q for q, _ in counts} | set(totals))
 
         jobs = GaugeMetricFamily(
             "jobqueue_jobs",
@@ -62,7 +65,6 @@ class JobQueueCollector(Collector):
         yield latency
         yield paused
 
-        totals = self.admin.totals()
         families = {
             "processed": CounterMetricFamily(
                 "jobqueue_jobs_processed",
