@@ -306,6 +306,8 @@ class Admin:
                 ).scalars()
             )
             connection.execute(delete(job_queue).where(job_queue.c.id.in_(deleted), finished))
+        for job_id in deleted:
+            log.info("job_discarded_by_operator", job_id=job_id)
         return deleted
 
     def prune(self, *, status: str, older_than: timedelta, max_batches: int | None = None) -> int:

@@ -19,7 +19,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from jobqueue import metrics
-from jobqueue.dashboard.routes import Dashboard, routes
+from jobqueue.dashboard.context import Dashboard
+from jobqueue.dashboard.routes import routes
 from jobqueue.dashboard.security import Security
 from jobqueue.queue import JobQueue, get_default_queue
 from jobqueue.schedule import RecurringTask
