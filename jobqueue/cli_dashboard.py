@@ -84,8 +84,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     queue = JobQueue(args.database_url)
     queue.verify_schema()
     app = create_app(queue, token=args.token or None, read_only=args.read_only)
+    from jobqueue.db import mask_url
+
     log.info(
         "dashboard_started",
+        url=f"http://{args.host}:{args.port}/",
+        database=mask_url(queue.database_url),
         host=args.host,
         port=args.port,
         auth="token" if args.token else "none",
