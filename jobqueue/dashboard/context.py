@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment
 from starlette.requests import Request
@@ -46,7 +47,10 @@ class Dashboard:
             auth=self.security.token is not None,
             notice=request.query_params.get("notice"),
             here=request.url.path[len(base) :] or "/",
-            query=request.url.query,
+            # This page's query minus the last action's notice, for forms to come back to.
+            query=urlencode(
+                [(k, v) for k, v in request.query_params.multi_items() if k != "notice"]
+            ),
             now=datetime.now(UTC),
             **context,
         )

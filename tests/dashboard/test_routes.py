@@ -284,3 +284,13 @@ def test_mounted_under_a_prefix_links_and_redirects_keep_it(jq: JobQueue) -> Non
         )
         assert response.headers["location"].startswith(f"/ops/jobs/jobs/{job_id}?")
     assert jq.get_job(job_id).status == "pending"  # type: ignore[union-attr]
+
+
+def test_forms_come_back_to_the_page_without_the_last_notice(
+    jq: JobQueue, client: TestClient
+) -> None:
+    failed_jobs(jq, 1, queue="mail")
+    page = client.get("/failed?queue=mail&notice=1+job%28s%29+retried").text
+    backs = set(re.findall(r'name="next" value="([^"]+)"', page))
+    assert backs == {"/failed?queue=mail"}
+    assert '<div class="notice" role="status">1 job(s) retried</div>' in page
