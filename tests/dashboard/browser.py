@@ -43,9 +43,11 @@ def browser_missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One Chromium for the session, with a fresh profile directory."""
+    """One Chromium per test module, with a fresh profile directory. Not per session: while
+    Playwright's sync API runs, this thread counts as inside an event loop, so later tests'
+    ``asyncio.run`` (async jobs) would fail."""
     if not CHROMIUM.exists():
         browser_missing(f"no Chromium at {CHROMIUM}: apt-get install chromium")
     try:
