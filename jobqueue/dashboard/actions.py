@@ -1,8 +1,8 @@
 """The dashboard's actions (POST), each one Admin call.
 
 Every action goes through :func:`action`, which refuses it in read-only mode and without a
-valid CSRF token before the form is looked at, so no POST route can forget either check; the
-Admin call then runs in the thread pool (it blocks on the database).
+valid CSRF token before its handler runs, so no POST route can forget either check; the Admin
+call then runs in the thread pool (it blocks on the database).
 """
 
 from __future__ import annotations

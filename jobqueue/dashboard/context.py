@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from jobqueue.admin import Admin
-from jobqueue.dashboard.security import CSRF_FIELD, Security, prefix
+from jobqueue.dashboard.security import CSRF_FIELD, Security, prefix, route_path
 from jobqueue.queue import JobQueue
 from jobqueue.schedule import RecurringTask
 
@@ -46,7 +46,7 @@ class Dashboard:
             read_only=self.read_only,
             auth=self.security.token is not None,
             notice=request.query_params.get("notice"),
-            here=request.url.path[len(base) :] or "/",
+            here=route_path(request) or "/",
             # This page's query minus the last action's notice, for forms to come back to.
             query=urlencode(
                 [(k, v) for k, v in request.query_params.multi_items() if k != "notice"]

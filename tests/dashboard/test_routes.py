@@ -10,6 +10,7 @@ import html
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -294,3 +295,31 @@ def test_forms_come_back_to_the_page_without_the_last_notice(
     backs = set(re.findall(r'name="next" value="([^"]+)"', page))
     assert backs == {"/failed?queue=mail"}
     assert '<div class="notice" role="status">1 job(s) retried</div>' in page
+
+
+def test_mounted_in_a_wsgi_app_through_a2wsgi(jq: JobQueue) -> None:
+    """What docs/dashboard.md tells Flask and Django users to do: the same app behind an
+    ASGI-to-WSGI adapter, under a prefix (SCRIPT_NAME)."""
+    import httpx
+    from a2wsgi import ASGIMiddleware
+
+    (job_id,) = failed_jobs(jq, 1)
+    wsgi = ASGIMiddleware(create_app(jq, recurring=[]))  # type: ignore[arg-type]
+
+    def mounted(environ: dict[str, Any], start_response: Any) -> Any:
+        """A WSGI host routing /ops/* to the dashboard, as werkzeug's DispatcherMiddleware
+        does: the prefix moves from PATH_INFO to SCRIPT_NAME."""
+        path = environ["PATH_INFO"]
+        assert path.startswith("/ops/")
+        return wsgi({**environ, "SCRIPT_NAME": "/ops", "PATH_INFO": path[4:]}, start_response)
+
+    transport = httpx.WSGITransport(app=mounted)
+    with httpx.Client(transport=transport, base_url="http://testserver") as client:
+        page = client.get("/ops/failed").text
+        assert f'href="/ops/jobs/{job_id}"' in page
+        assert 'name="next" value="/failed"' in page
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        response = client.post(f"/ops/jobs/{job_id}/retry", data={"csrf_token": token})
+        assert response.status_code == 303
+        assert response.headers["location"].startswith(f"/ops/jobs/{job_id}?notice=")
+    assert jq.get_job(job_id).status == "pending"  # type: ignore[union-attr]
