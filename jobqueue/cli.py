@@ -52,10 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.set_defaults(handler=cmd_downgrade)
 
     from jobqueue.cli_admin import add_admin_parsers
+    from jobqueue.cli_dashboard import add_dashboard_parser
     from jobqueue.cli_work import add_work_parser
 
     add_work_parser(commands)
     add_admin_parsers(commands, _add_database_url)
+    add_dashboard_parser(commands, _add_database_url)
     return parser
 
 
@@ -133,7 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         # Operator commands print their results; their log events matter only as warnings.
-        quiet = "WARNING" if args.command not in ("work", "migrate", "downgrade") else None
+        quiet = (
+            "WARNING" if args.command not in ("work", "migrate", "downgrade", "dashboard") else None
+        )
         configure_logging(args.log_level or os.environ.get(ENV_LOG_LEVEL) or quiet)
         code: int = args.handler(args)
         return code

@@ -85,6 +85,19 @@ def add_work_parser(commands: Any) -> None:
         metavar="DURATION",
         help="keep succeeded jobs this long, then prune them (default 1d; 0s = at once)",
     )
+    work.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus /metrics on this port from the supervisor (needs "
+        "'jobqueue[metrics]')",
+    )
+    work.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address for --metrics-port (default 127.0.0.1)",
+    )
     work.add_argument("--sqlite-synchronous", choices=["NORMAL", "FULL"], default="NORMAL")
     work.add_argument(
         "--sqlite-busy-timeout",
@@ -185,4 +198,19 @@ def cmd_work(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     # Import the apps here too, so a typo fails now with one clear line, not in every child.
     import_apps(settings.groups[0][0].apps)
+    if args.metrics_port is not None:
+        _serve_metrics(settings.database_url, args.metrics_host, args.metrics_port)
     return Supervisor(settings).run()
+
+
+def _serve_metrics(database_url: str, host: str, port: int) -> None:
+    """Start /metrics beside the supervisor: a daemon thread reading the database per scrape."""
+    try:
+        from jobqueue import metrics
+    except ImportError:
+        raise ConfigurationError(
+            "--metrics-port needs prometheus-client: run `pip install 'jobqueue[metrics]'`"
+        ) from None
+    from jobqueue.queue import JobQueue
+
+    metrics.serve(JobQueue(database_url, pool_size=2), port, host)

@@ -8,9 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-)
+from sqlalchemy import Connection, func, select
 
 from jobqueue.db import dialect_insert
 from jobqueue.schema import (
@@ -50,3 +48,25 @@ def bump_stats(
         values = {"minute": minute, "queue": queue, "process_id": shard}
         values.update({kind: by_kind.get(kind, 0) for kind in STAT_KINDS})
         connection.execute(_upsert(connection.dialect.name), values)
+
+
+def _sums() -> list[Any]:
+    return [func.coalesce(func.sum(job_stats.c[kind]), 0) for kind in STAT_KINDS]
+
+
+def per_minute(connection: Connection, *, since: datetime) -> dict[datetime, tuple[int, ...]]:
+    """Outcome counts of each minute after ``since``, summed over queues and processes, in
+    :data:`STAT_KINDS` order. Minutes with no outcome are absent."""
+    rows = connection.execute(
+        select(job_stats.c.minute, *_sums())
+        .where(job_stats.c.minute > since)
+        .group_by(job_stats.c.minute)
+    ).all()
+    return {row[0]: tuple(int(value) for value in row[1:]) for row in rows}
+
+
+def totals_by_queue(connection: Connection) -> dict[str, tuple[int, ...]]:
+    """Every outcome ever counted, per queue, in :data:`STAT_KINDS` order: the figures behind
+    monotonic counters, since the counters table is never pruned."""
+    rows = connection.execute(select(job_stats.c.queue, *_sums()).group_by(job_stats.c.queue)).all()
+    return {row[0]: tuple(int(value) for value in row[1:]) for row in rows}

@@ -39,7 +39,7 @@ STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {
@@ -159,6 +159,9 @@ job_queue = Table(
     # MySQL has no partial indexes): an enqueue then writes six index entries, not nine.
     Index("ix_job_queue_claimed_by", "claimed_by", **_where_set("claimed_by")),
     Index("ix_job_queue_finished", "status", "finished_at"),
+    # Operators' listings: one status and queue, newest first, read as one index range; and
+    # the per-queue, per-status counts as an index-only scan (dashboard, /metrics).
+    Index("ix_job_queue_status_queue", "status", "queue", "id"),
     Index("ix_job_queue_unique_key", "unique_key", unique=True, **_where_set("unique_key")),
     # Promotion of the oldest blocked job of a concurrency key.
     Index(

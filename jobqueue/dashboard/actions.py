@@ -1,0 +1,123 @@
+"""The dashboard's actions (POST), each one Admin call.
+
+Every action goes through :func:`action`, which refuses it in read-only mode and without a
+valid CSRF token before its handler runs, so no POST route can forget either check; the Admin
+call then runs in the thread pool (it blocks on the database).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from jobqueue.admin import NotFoundError
+from jobqueue.dashboard.context import Dashboard
+from jobqueue.dashboard.security import prefix, safe_next
+
+
+def _redirect(request: Request, target: str, notice: str) -> Response:
+    separator = "&" if "?" in target else "?"
+    url = f"{prefix(request)}{target}{separator}{urlencode({'notice': notice})}"
+    return RedirectResponse(url, status_code=303)
+
+
+def _ids(form: FormData) -> list[str]:
+    return [value for value in form.getlist("ids") if isinstance(value, str) and value]
+
+
+Handler = Callable[[Dashboard, Request, FormData], Response]
+
+
+def action(dashboard: Dashboard, handler: Handler) -> Callable[[Request], Any]:
+    """A POST endpoint: read-only mode and a bad CSRF token get 403 before ``handler`` runs."""
+
+    async def endpoint(request: Request) -> Response:
+        if dashboard.read_only:
+            return PlainTextResponse("the dashboard is read-only", status_code=403)
+        form = await request.form()
+        if not dashboard.security.csrf_ok(request, form):
+            return PlainTextResponse(
+                "missing or invalid CSRF token: reload the page and try again", status_code=403
+            )
+        try:
+            return await run_in_threadpool(handler, dashboard, request, form)
+        except NotFoundError as error:
+            return dashboard.error(request, str(error), 404)
+        except ValueError as error:
+            return dashboard.error(request, str(error), 400)
+
+    return endpoint
+
+
+def _back(form: FormData, default: str) -> str:
+    return safe_next(form.get("next"), default)
+
+
+def retry_job(dashboard: Dashboard, request: Request, form: FormData) -> Response:
+    job_id = request.path_params["job_id"]
+    moved = dashboard.admin.retry([job_id])
+    notice = f"job {job_id} retried" if moved else f"job {job_id} is not failed or cancelled"
+    return _redirect(request, _back(form, f"/jobs/{job_id}"), notice)
+
+
+def discard_job(dashboard: Dashboard, request: Request, form: FormData) -> Response:
+    job_id = request.path_params["job_id"]
+    deleted = dashboard.admin.discard([job_id])
+    if deleted:
+        return _redirect(request, _back(form, "/failed"), f"job {job_id} discarded")
+    return _redirect(request, f"/jobs/{job_id}", f"job {job_id} is not failed or cancelled")
+
+
+def cancel_job(dashboard: Dashboard, request: Request, form: FormData) -> Response:
+    job_id = request.path_params["job_id"]
+    result = dashboard.admin.cancel([job_id])
+    if result.cancelled:
+        notice = f"job {job_id} cancelled"
+    elif result.requested:
+        notice = f"job {job_id} asked to stop"
+    else:
+        notice = f"job {job_id} had already finished"
+    return _redirect(request, _back(form, f"/jobs/{job_id}"), notice)
+
+
+def bulk_retry(dashboard: Dashboard, request: Request, form: FormData) -> Response:
+    """Retry the ticked jobs, or with ``all=1`` every failed job (of ``queue`` if given)."""
+    if form.get("all"):
+        queue = form.get("queue")
+        moved = dashboard.admin.retry_all_failed(
+            queue=queue if isinstance(queue, str) and queue else None
+        )
+    else:
+        ids = _ids(form)
+        if not ids:
+            return _redirect(request, _back(form, "/failed"), "no job selected")
+        moved = dashboard.admin.retry(ids)
+    return _redirect(request, _back(form, "/failed"), f"{len(moved)} job(s) retried")
+
+
+def bulk_discard(dashboard: Dashboard, request: Request, form: FormData) -> Response:
+    ids = _ids(form)
+    if not ids:
+        return _redirect(request, _back(form, "/failed"), "no job selected")
+    deleted = dashboard.admin.discard(ids)
+    return _redirect(request, _back(form, "/failed"), f"{len(deleted)} job(s) discarded")
+
+
+def pause_queue(dashboard: Dashboard, request: Request, form: FormData) -> Response:
+    queue = request.path_params["queue"]
+    changed = dashboard.admin.pause(queue)
+    notice = f"queue {queue} paused" if changed else f"queue {queue} was already paused"
+    return _redirect(request, _back(form, "/"), notice)
+
+
+def resume_queue(dashboard: Dashboard, request: Request, form: FormData) -> Response:
+    queue = request.path_params["queue"]
+    changed = dashboard.admin.resume(queue)
+    notice = f"queue {queue} resumed" if changed else f"queue {queue} was not paused"
+    return _redirect(request, _back(form, "/"), notice)

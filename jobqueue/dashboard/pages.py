@@ -1,0 +1,161 @@
+"""The dashboard's pages (GET), each a thin layer over :class:`Admin`.
+
+Database calls block, so pages are plain functions: Starlette runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from jobqueue import metrics
+from jobqueue.admin import NotFoundError
+from jobqueue.dashboard.chart import throughput_chart
+from jobqueue.dashboard.context import Dashboard
+from jobqueue.dashboard.security import prefix, safe_next
+from jobqueue.schema import CANCELLED, FAILED, STATUSES
+from jobqueue.serialization import decode_arguments
+
+log = structlog.get_logger("jobqueue.dashboard")
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def overview(dashboard: Dashboard, request: Request) -> Response:
+    admin = dashboard.admin
+    minutes = admin.throughput(minutes=60)
+    return dashboard.page(
+        request,
+        "overview.html",
+        nav="overview",
+        queues=admin.queues(),
+        stats=admin.stats(minutes=60),
+        chart=throughput_chart(minutes),
+        processes=len(admin.processes()),
+    )
+
+
+def _filters(request: Request, nav: str) -> dict[str, str]:
+    params = request.query_params
+    found = {key: params[key] for key in ("status", "queue", "name") if params.get(key)}
+    return {**found, "status": FAILED} if nav == "failed" else found
+
+
+def jobs(dashboard: Dashboard, request: Request, nav: str = "jobs") -> Response:
+    filters = _filters(request, nav)
+    if filters.get("status") not in (None, *STATUSES):
+        return dashboard.error(request, f"unknown status {filters['status']!r}", 400)
+    try:
+        limit = min(max(int(request.query_params.get("limit", PAGE_SIZE)), 1), MAX_PAGE_SIZE)
+    except ValueError:
+        return dashboard.error(request, "limit must be a number", 400)
+    before = request.query_params.get("before") or None
+    # One more than the page: whether a next page exists, without counting the table.
+    found = dashboard.admin.list_jobs(limit=limit + 1, before=before, **filters)
+    rows, more = found[:limit], len(found) > limit
+    shown = {k: v for k, v in filters.items() if nav != "failed" or k != "status"}
+    next_query = urlencode({**shown, "before": rows[-1].id}) if more and rows else None
+    return dashboard.page(
+        request,
+        "jobs.html",
+        nav=nav,
+        jobs=rows,
+        filters=filters,
+        statuses=STATUSES,
+        # Suggestions only: the queues the counters know (a tiny table), not a scan of jobs.
+        queues=list(dashboard.admin.totals()),
+        before=before,
+        next_query=next_query,
+        first_query=urlencode(shown),
+        selectable=filters.get("status") in (FAILED, CANCELLED),
+    )
+
+
+def failed(dashboard: Dashboard, request: Request) -> Response:
+    """The failed jobs: the jobs list fixed to failed, with bulk retry and discard."""
+    return jobs(dashboard, request, nav="failed")
+
+
+def job_detail(dashboard: Dashboard, request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    try:
+        job = dashboard.admin.get_job(job_id)
+    except NotFoundError as error:
+        return dashboard.error(request, str(error), 404)
+    try:
+        args, kwargs = decode_arguments(job.args_json)
+        arguments = json.dumps({"args": args, "kwargs": kwargs}, indent=2, ensure_ascii=False)
+    except (ValueError, TypeError):
+        arguments = job.args_json  # shown as stored: an undecodable row is worth seeing
+    return dashboard.page(
+        request, "job.html", nav="jobs", job=job, arguments=arguments, error=_error(job.last_error)
+    )
+
+
+@dataclass(frozen=True)
+class ShownError:
+    summary: str  # "module.Class: message"
+    traceback: str
+
+
+def _error(last_error: str | None) -> ShownError | None:
+    """``last_error`` as the worker writes it (JSON: type, message, traceback), or as stored
+    when it is not that shape."""
+    if not last_error:
+        return None
+    try:
+        data = json.loads(last_error)
+        summary = f"{data['type']}: {data['message']}"
+        return ShownError(summary, str(data.get("traceback") or ""))
+    except (ValueError, TypeError, KeyError):
+        return ShownError(last_error, "")
+
+
+def processes(dashboard: Dashboard, request: Request) -> Response:
+    return dashboard.page(
+        request, "processes.html", nav="processes", processes=dashboard.admin.processes()
+    )
+
+
+def recurring(dashboard: Dashboard, request: Request) -> Response:
+    from jobqueue.schedule import Scheduler
+
+    tasks = list(dashboard.recurring())
+    next_runs = Scheduler(dashboard.jobqueue, tasks).next_runs()
+    return dashboard.page(
+        request, "recurring.html", nav="recurring", tasks=tasks, next_runs=next_runs
+    )
+
+
+def metrics_page(dashboard: Dashboard, request: Request) -> Response:
+    return Response(metrics.render(dashboard.metrics_registry), media_type=metrics.CONTENT_TYPE)
+
+
+def login_form(dashboard: Dashboard, request: Request) -> Response:
+    return dashboard.page(
+        request, "login.html", nav="", next=safe_next(request.query_params.get("next"))
+    )
+
+
+async def login(dashboard: Dashboard, request: Request) -> Response:
+    """The login form's POST: CSRF-checked like every other, then the token itself."""
+    form = await request.form()
+    if not dashboard.security.csrf_ok(request, form):
+        return PlainTextResponse("missing or invalid CSRF token", status_code=403)
+    token = form.get("token")
+    target = safe_next(form.get("next"))
+    if not isinstance(token, str) or not dashboard.security.token_matches(token):
+        log.warning(
+            "dashboard_login_failed", client=request.client.host if request.client else None
+        )
+        return dashboard.page(
+            request, "login.html", status_code=401, nav="", next=target, failed=True
+        )
+    response = RedirectResponse(prefix(request) + target, status_code=303)
+    return dashboard.security.log_in(response, request)

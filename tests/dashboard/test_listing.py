@@ -1,0 +1,42 @@
+"""Listing jobs newest first with filters, on both of SQLite's plans (walking the primary key
+for a common status or queue, or sorting the few matches of a rare one), on every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobqueue import JobCall, JobQueue
+from jobqueue.admin import COMMON_ROWS, Admin
+
+pytestmark = pytest.mark.backend
+
+
+def test_common_and_rare_filters_page_through_the_same_jobs(jq: JobQueue) -> None:
+    calls = [
+        JobCall("dash.ok", queue="bulk" if n % 10 else "rare") for n in range(COMMON_ROWS + 400)
+    ]
+    handles = jq.enqueue_many(calls)
+    jq.admin.cancel([h.id for h in handles[:5]])
+    expected = {
+        "queue=bulk": [h.id for h, c in zip(handles, calls, strict=True) if c.queue == "bulk"],
+        "queue=rare": [h.id for h, c in zip(handles, calls, strict=True) if c.queue == "rare"],
+        "status=pending": [h.id for h in handles[5:]],
+        "status=cancelled": [h.id for h in handles[:5]],
+    }
+    with jq.transaction(read_only=True) as connection:
+        assert Admin._common(connection, "pending", None)
+        assert Admin._common(connection, None, "bulk")
+        assert not Admin._common(connection, None, "rare")
+        assert not Admin._common(connection, "cancelled", None)
+
+    for key, ids in expected.items():
+        field, value = key.split("=")
+        seen: list[str] = []
+        before = None
+        while True:
+            page = jq.admin.list_jobs(**{field: value}, limit=500, before=before)
+            if not page:
+                break
+            seen.extend(job.id for job in page)
+            before = page[-1].id
+        assert seen == list(reversed(ids)), key
