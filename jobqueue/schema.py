@@ -158,7 +158,8 @@ job_queue = Table(
     # Columns that are NULL on most rows are indexed only where set (PostgreSQL and SQLite;
     # MySQL has no partial indexes): an enqueue then writes six index entries, not nine.
     Index("ix_job_queue_claimed_by", "claimed_by", **_where_set("claimed_by")),
-    Index("ix_job_queue_finished", "status", "finished_at"),
+    # Pruning asks only for finished jobs: pending ones stay out (no entry per enqueue).
+    Index("ix_job_queue_finished", "status", "finished_at", **_where_set("finished_at")),
     # Operators' listings: one status and queue, newest first, read as one index range; and
     # the per-queue, per-status counts as an index-only scan (dashboard, /metrics).
     Index("ix_job_queue_status_queue", "status", "queue", "id"),
