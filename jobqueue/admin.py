@@ -26,6 +26,7 @@ from jobqueue.schema import (
     RUNNING,
     STATUSES,
     SUCCEEDED,
+    TERMINAL_STATUSES,
     job_cancellations,
     job_queue,
     job_queue_pauses,
@@ -134,6 +135,10 @@ class Admin:
             query = select(job_queue).order_by(job_queue.c.id.desc()).limit(limit)
             if status is not None:
                 query = query.where(status_column == status)
+                if status in TERMINAL_STATUSES:
+                    # Always true for these statuses; said so that PostgreSQL and SQLite may
+                    # use ix_job_queue_status_queue, which indexes only finished rows.
+                    query = query.where(job_queue.c.finished_at.is_not(None))
             if queue is not None:
                 query = query.where(queue_column == queue)
             if name is not None:

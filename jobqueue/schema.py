@@ -153,16 +153,18 @@ job_queue = Table(
     # "When is the next job due?" as an index range, never walking future or backing-off rows
     # (which the claim indexes, ordered by priority first, would have to step over).
     Index("ix_job_queue_due", "status", "scheduled_for"),
-    Index("ix_job_queue_due_by_queue", "queue", "status", "scheduled_for"),
+    # Status first: also the per-queue counts of unfinished jobs, read from the index alone.
+    Index("ix_job_queue_due_by_queue", "status", "queue", "scheduled_for"),
     # Rescue of a dead process's jobs; pruning of finished jobs by age.
     # Columns that are NULL on most rows are indexed only where set (PostgreSQL and SQLite;
     # MySQL has no partial indexes): an enqueue then writes six index entries, not nine.
     Index("ix_job_queue_claimed_by", "claimed_by", **_where_set("claimed_by")),
     # Pruning asks only for finished jobs: pending ones stay out (no entry per enqueue).
     Index("ix_job_queue_finished", "status", "finished_at", **_where_set("finished_at")),
-    # Operators' listings: one status and queue, newest first, read as one index range; and
-    # the per-queue, per-status counts as an index-only scan (dashboard, /metrics).
-    Index("ix_job_queue_status_queue", "status", "queue", "id"),
+    # Operators' listings of finished jobs (the bulk of the table): one status and queue,
+    # newest first, read as one index range. Unfinished rows stay out, so enqueues and claims
+    # do not pay for it.
+    Index("ix_job_queue_status_queue", "status", "queue", "id", **_where_set("finished_at")),
     Index("ix_job_queue_unique_key", "unique_key", unique=True, **_where_set("unique_key")),
     # Promotion of the oldest blocked job of a concurrency key.
     Index(
