@@ -202,9 +202,9 @@ def _begin_sqlite_transaction(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def autocommit(connection: Connection) -> Connection | None:
-    """The connection set so that each statement commits itself, or None where that costs more
-    than it saves.
+def autocommit_options(dialect: str) -> dict[str, Any] | None:
+    """Execution options that make each statement commit itself, or None where that costs
+    more than it saves (decided from the dialect alone, before any connection is taken).
 
     One statement sent alone is one round trip; in a transaction it is three or four (BEGIN,
     the statement, COMMIT). SQLite's connections already run in the driver's autocommit mode
@@ -213,11 +213,10 @@ def autocommit(connection: Connection) -> Connection | None:
     psycopg switches modes locally. PyMySQL would send ``SET AUTOCOMMIT`` both ways, two round
     trips to save one, so MySQL keeps its transaction.
     """
-    dialect = connection.dialect.name
     if dialect == "sqlite":
-        return connection.execution_options(**_AUTOCOMMIT_SQLITE)
+        return _AUTOCOMMIT_SQLITE
     if dialect == "postgresql":
-        return connection.execution_options(isolation_level="AUTOCOMMIT")
+        return {"isolation_level": "AUTOCOMMIT"}
     return None
 
 

@@ -26,7 +26,7 @@ from jobqueue.db import (
     DEFAULT_BUSY_TIMEOUT_MS,
     READ_ONLY,
     SqliteSynchronous,
-    autocommit,
+    autocommit_options,
     check_server_version,
     create_engine,
     is_deadlock,
@@ -266,19 +266,20 @@ class JobQueue:
 
     def _insert_alone(self, row: dict[str, Any]) -> bool:
         """Write one plain job as one self-committing statement; False where the backend has
-        no cheaper way than a transaction (see :func:`jobqueue.db.autocommit`).
+        no cheaper way than a transaction (see :func:`jobqueue.db.autocommit_options`).
 
         When the connection is lost mid-statement, whether it committed is unknown; but the
         job's id was made here, so a look tells: there, it was written; not there, it was not,
         and is sent again. Written once or an error, as in a transaction.
         """
+        options = autocommit_options(self.dialect)
+        if options is None:
+            return False
         wake = row["scheduled_for"] <= datetime.now(UTC)
+        statement = store.insert_alone_statement(self.dialect, wake=wake)
         for attempt in (1, 2, 3):
             with self.connect() as pooled:
-                connection = autocommit(pooled)
-                if connection is None:
-                    return False
-                statement = store.insert_alone_statement(connection.dialect.name, wake=wake)
+                connection = pooled.execution_options(**options)
                 try:
                     with connection.begin():
                         connection.execute(statement, row)
