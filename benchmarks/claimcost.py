@@ -1,8 +1,8 @@
 """The cost of the claim as the table grows, measured at the store level.
 
 The worker's own functions are called in a loop on one connection, the way the worker's loop
-does: each transaction completes the previous batch (:func:`jobqueue.claims.complete_jobs`)
-and claims the next (:func:`jobqueue.claims.claim_jobs`, ``limit`` = ``--claim-batch``, 10 by
+does: each transaction completes the previous batch (:func:`jobqueue.attempts.complete_jobs`)
+and claims the next (:func:`jobqueue.store.claims.claim_jobs`, ``limit`` = ``--claim-batch``, 10 by
 default: what a worker with 5 threads claims once its jobs take 50 ms or more, when its
 automatic prefetch is at its minimum of 5; tiny jobs make it claim hundreds at a time, which
 would hide a claim's own cost). It runs on (a) a table holding only the due jobs
@@ -32,8 +32,10 @@ from benchmarks.bench_jobs import noop
 from benchmarks.databases import analyze
 from benchmarks.procs import BenchmarkError
 from benchmarks.results import percentile
-from jobqueue import JobQueue, claims, processes
+from jobqueue import JobQueue
+from jobqueue.runtime import lifecycle
 from jobqueue.schema import SUCCEEDED, UTCDateTime
+from jobqueue.store import attempts, claims
 
 FILLER_NAME = "bench.filler"
 CHUNK = 100_000
@@ -163,7 +165,7 @@ def claim_all(jobqueue: JobQueue, batch: int) -> ClaimRun:
                 now = datetime.now(UTC)
                 if fences:
                     before = time.perf_counter()
-                    done = claims.complete_jobs(
+                    done = attempts.complete_jobs(
                         connection, process_id=PROCESS_ID, fences=fences, now=now
                     )
                     complete_seconds.append(time.perf_counter() - before)
@@ -186,7 +188,7 @@ def claim_all(jobqueue: JobQueue, batch: int) -> ClaimRun:
 def register(jobqueue: JobQueue) -> None:
     """The claim only hands jobs to a registered process."""
     with jobqueue.transaction() as connection:
-        processes.register(connection, process_id=PROCESS_ID, kind="worker")
+        lifecycle.register(connection, process_id=PROCESS_ID, kind="worker")
 
 
 def remove_due(jobqueue: JobQueue) -> None:

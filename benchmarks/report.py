@@ -59,7 +59,7 @@ file; a run replaces only its own backend's section.
   backed-off poll (up to 1 s on SQLite and MariaDB; PostgreSQL wakes on NOTIFY); the later
   ones find a poll kept short by the flow of jobs. The max is the first kind, the p50 the
   second.
-- **claim cost**: the worker's own `claims.claim_jobs` and `claims.complete_jobs`, called in a
+- **claim cost**: the worker's own `claims.claim_jobs` and `attempts.complete_jobs`, called in a
   loop on one connection, each transaction completing the previous batch and claiming the
   next, as the worker loop does. Batches of 10 (`--claim-batch`): what a worker with 5 threads
   claims once its jobs take 50 ms or more (its automatic prefetch is then at its minimum, 5);

@@ -3,9 +3,16 @@
 Define jobs with :func:`job` or :class:`Job`, enqueue them, and run ``jobrunner work``.
 """
 
-from jobqueue.claims import ClaimedJob
+from jobqueue.calls import EnqueuedJob, JobCall
+from jobqueue.context import (
+    JobTimeoutError,
+    cancel_requested,
+    current_job,
+    on_failure,
+    on_retry,
+)
 from jobqueue.db import configure_sqlite, create_engine
-from jobqueue.enqueue import EnqueuedJob, Enqueuer, JobCall, by_name
+from jobqueue.enqueuer import Enqueuer, by_name
 from jobqueue.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -17,18 +24,13 @@ from jobqueue.errors import (
     SerializationError,
     UnknownJobError,
 )
-from jobqueue.execution import (
-    JobTimeoutError,
-    cancel_requested,
-    current_job,
-    on_failure,
-    on_retry,
-)
 from jobqueue.jobs import Job, JobFunction, job
+from jobqueue.options import JobOptions
 from jobqueue.queue import JobQueue, configure, get_default_queue, set_default_queue
-from jobqueue.registry import JobDefinition, JobOptions, registry
+from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob
-from jobqueue.store import JobRecord
+from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.jobs import JobRecord
 
 
 def enqueue_many(calls: "list[JobCall]") -> list[EnqueuedJob]:

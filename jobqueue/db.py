@@ -10,10 +10,9 @@ REPEATABLE READ block concurrent enqueues) and must support ``SKIP LOCKED``.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, event, literal_column
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
@@ -25,14 +24,14 @@ from sqlalchemy.exc import (
 )
 
 from jobqueue.errors import ConfigurationError, DatabaseUnavailableError
-from jobqueue.schema import UTCDateTime
 
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 #: Execution option: begin this SQLite transaction deferred (plain ``BEGIN``), for reads only.
 READ_ONLY = {"jobqueue_read_only": True}
 
-#: Execution option for one statement that is its own transaction: see :func:`autocommit`.
+#: Execution option for one statement that is its own transaction: see
+#: :func:`autocommit_options`.
 _AUTOCOMMIT_SQLITE = {"jobqueue_autocommit": True}
 
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
@@ -90,33 +89,10 @@ def create_engine(
     """Create an engine for jobqueue's own use; nothing connects until it is first used."""
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
-    options: dict[str, Any] = {"echo": echo}
-    if backend == "sqlite":
-        options["connect_args"] = {"timeout": busy_timeout_ms / 1000}
-        if parsed.database in (None, "", ":memory:"):
-            raise ConfigurationError(
-                "an in-memory SQLite database cannot be shared between a producer and workers; "
-                "use a file, e.g. sqlite:///jobqueue.db"
-            )
-    else:
-        options["pool_pre_ping"] = False
-        options["pool_recycle"] = 1800
-        if pool_size is not None:
-            options["pool_size"] = pool_size
-            options["max_overflow"] = max(2, pool_size // 2)
-    if backend == "postgresql":
-        # libpq waits for ever on a blackholed server by default; keepalives notice a dead peer.
-        options["connect_args"] = {
-            "connect_timeout": 10,
-            "keepalives": 1,
-            "keepalives_idle": 30,
-            "keepalives_interval": 10,
-            "keepalives_count": 3,
-        }
-    if backend in ("mysql", "mariadb"):
-        options["isolation_level"] = "READ COMMITTED"
-        if "charset" not in parsed.query:
-            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    options = _engine_options(parsed, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
+    options["echo"] = echo
+    if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     try:
         engine = sa_create_engine(parsed, **options)
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as error:
@@ -141,6 +117,36 @@ def create_engine(
                 version_checked.append(True)
 
     return engine
+
+
+def _engine_options(parsed: URL, *, busy_timeout_ms: int, pool_size: int | None) -> dict[str, Any]:
+    backend = parsed.get_backend_name()
+    options: dict[str, Any] = {}
+    if backend == "sqlite":
+        options["connect_args"] = {"timeout": busy_timeout_ms / 1000}
+        if parsed.database in (None, "", ":memory:"):
+            raise ConfigurationError(
+                "an in-memory SQLite database cannot be shared between a producer and workers; "
+                "use a file, e.g. sqlite:///jobqueue.db"
+            )
+    else:
+        options["pool_pre_ping"] = False
+        options["pool_recycle"] = 1800
+        if pool_size is not None:
+            options["pool_size"] = pool_size
+            options["max_overflow"] = max(2, pool_size // 2)
+    if backend == "postgresql":
+        # libpq waits for ever on a blackholed server by default; keepalives notice a dead peer.
+        options["connect_args"] = {
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+    if backend in ("mysql", "mariadb"):
+        options["isolation_level"] = "READ COMMITTED"
+    return options
 
 
 def configure_sqlite(
@@ -192,7 +198,8 @@ _SQLITE_SETTINGS = "_jobqueue_sqlite_settings"
 
 def _begin_sqlite_transaction(connection: Connection) -> None:
     """``BEGIN IMMEDIATE`` (take the write lock, waiting up to busy_timeout), a deferred
-    ``BEGIN`` for transactions marked :data:`READ_ONLY`, or nothing for :func:`autocommit`."""
+    ``BEGIN`` for transactions marked :data:`READ_ONLY`, or nothing for a statement that
+    commits itself (:func:`autocommit_options`)."""
     options = connection.get_execution_options()
     if options.get("jobqueue_autocommit"):
         return
@@ -218,6 +225,17 @@ def autocommit_options(dialect: str) -> dict[str, Any] | None:
     if dialect == "postgresql":
         return {"isolation_level": "AUTOCOMMIT"}
     return None
+
+
+def supports_notify(dialect: str) -> bool:
+    """Whether workers can wake on LISTEN/NOTIFY (PostgreSQL); other backends poll."""
+    return dialect == "postgresql"
+
+
+def libpq_conninfo(url: str) -> str:
+    """The URL as a plain ``postgresql://`` conninfo, for a psycopg connection of our own
+    outside SQLAlchemy (the listener's)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def check_server_version(engine: Engine) -> None:
@@ -271,37 +289,6 @@ def is_disconnect(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
-def db_now(dialect: str) -> ColumnElement[datetime]:
-    """The database's own clock as naive UTC, comparable with our UTCDateTime columns.
-
-    Heartbeat ages are measured with it, so a host whose clock is skewed is not declared dead.
-    On SQLite the text has the six fractional digits SQLAlchemy writes, so it sorts correctly
-    against stored values.
-    """
-    if dialect == "postgresql":
-        return literal_column("timezone('UTC', now())", UTCDateTime())
-    if dialect in ("mysql", "mariadb"):
-        return literal_column("UTC_TIMESTAMP(6)", UTCDateTime())
-    return literal_column("(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')", UTCDateTime())
-
-
-def db_now_minus(dialect: str, seconds: float) -> ColumnElement[datetime]:
-    """The database clock ``seconds`` ago (for "heartbeat older than the threshold")."""
-    micros = int(seconds * 1_000_000)
-    if dialect == "postgresql":
-        return literal_column(
-            f"(timezone('UTC', now()) - interval '{micros} microseconds')", UTCDateTime()
-        )
-    if dialect in ("mysql", "mariadb"):
-        return literal_column(
-            f"DATE_SUB(UTC_TIMESTAMP(6), INTERVAL {micros} MICROSECOND)", UTCDateTime()
-        )
-    return literal_column(
-        f"(strftime('%Y-%m-%d %H:%M:%f', 'now', '-{micros / 1_000_000:.6f} seconds') || '000')",
-        UTCDateTime(),
-    )
-
-
 def is_deadlock(error: BaseException) -> bool:
     """A deadlock victim (PostgreSQL 40P01, MySQL 1213), or a lock wait that timed out (1205)."""
     if not isinstance(error, DBAPIError) or error.orig is None:
@@ -310,20 +297,3 @@ def is_deadlock(error: BaseException) -> bool:
     args = getattr(error.orig, "args", ())
     mysql_code = args[0] if args and isinstance(args[0], int) else None
     return code in ("40P01", "40001") or mysql_code in (1213, 1205)
-
-
-def dialect_insert(dialect: str, table: Table) -> Any:
-    """The dialect's own INSERT construct (``on_conflict_do_*`` on PostgreSQL and SQLite,
-    ``on_duplicate_key_update`` on MySQL), imported on first use: loading every dialect's
-    module up front cost each process about 70 ms of start-up."""
-    if dialect in ("mysql", "mariadb"):
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
-
-        return mysql_insert(table)
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)

@@ -1,235 +1,191 @@
-"""Turning calls into rows: :class:`JobCall`, the ``using(...)`` builder and the handle returned.
+"""Writing calls: :class:`~jobqueue.calls.JobCall` objects become rows, written in one
+transaction (the caller's, or one of our own), or run at once in inline mode.
 
-A :class:`JobCall` is a validated, not yet written job; :meth:`JobQueue.enqueue_many
-<jobqueue.queue.JobQueue.enqueue_many>` writes any number of them in one transaction. Every
-enqueue path goes through it, so single and bulk enqueue validate alike.
+A single plain job is one self-committing statement where the backend allows it; a lost answer
+is settled by reading the job's own id back, so a job is written once or an error says so,
+never silently dropped nor doubled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+from ulid import ULID
 
-from jobqueue.errors import NaiveDatetimeError
-from jobqueue.registry import (
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PRIORITY,
-    DEFAULT_QUEUE,
-    JobOptions,
-    registry,
-    validate_max_attempts,
-    validate_name,
-    validate_priority,
-    validate_queue_name,
-)
-from jobqueue.serialization import canonical_digest
+from jobqueue.calls import EnqueuedJob, JobCall
+from jobqueue.database import Database
+from jobqueue.db import autocommit_options, is_deadlock, is_disconnect, mask_url, operational_error
+from jobqueue.errors import DatabaseUnavailableError
+from jobqueue.registry import registry
+from jobqueue.schema import PENDING
+from jobqueue.serialization import decode_arguments, encode_arguments
+from jobqueue.store import jobs as store
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from jobqueue.queue import JobQueue
-    from jobqueue.store import JobRecord
+#: Set by :func:`jobqueue.testing.inline`: enqueue runs the job at once, in-process.
+inline_mode: ContextVar[bool] = ContextVar("jobqueue_inline", default=False)
 
 
-def require_aware(when: datetime) -> datetime:
-    if not isinstance(when, datetime):
-        raise TypeError(f"expected a datetime, not {type(when).__name__}")
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise NaiveDatetimeError(
-            f"{when!r} has no timezone; pass an aware datetime such as "
-            "datetime(2027, 1, 1, tzinfo=UTC) so the instant is unambiguous"
-        )
-    return when.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class JobCall:
-    """One job to enqueue: the job's name, its arguments and where and when it runs.
-
-    ``scheduled_for=None`` means "as soon as a worker is free". Build one with
-    ``my_job.call(...)``, ``my_job.using(...).call(...)``, or directly by name for a producer that
-    does not import the job's code: ``JobCall("billing.charge", args=(42,), queue="billing")``.
-    """
-
-    name: str
-    args: Sequence[Any] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    queue: str = DEFAULT_QUEUE
-    priority: int = DEFAULT_PRIORITY
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    scheduled_for: datetime | None = None
-    #: While a job with this key is pending, blocked or running, enqueue returns that job.
-    unique_key: str | None = None
-    #: At most ``concurrency_limit`` jobs with this key run at once; the rest wait as blocked.
-    concurrency_key: str | None = None
-    concurrency_limit: int | None = None
-
-    def __post_init__(self) -> None:
-        validate_name(self.name)
-        validate_queue_name(self.queue)
-        validate_priority(self.priority)
-        validate_max_attempts(self.max_attempts)
-        if not isinstance(self.args, list | tuple):
-            raise TypeError(f"args must be a list or tuple, not {type(self.args).__name__}")
-        if not isinstance(self.kwargs, Mapping):
-            raise TypeError(f"kwargs must be a mapping, not {type(self.kwargs).__name__}")
-        if self.scheduled_for is not None:
-            object.__setattr__(self, "scheduled_for", require_aware(self.scheduled_for))
-        if self.unique_key is not None and (
-            not isinstance(self.unique_key, str) or not self.unique_key
-        ):
-            raise ValueError(f"unique_key must be a non-empty string, not {self.unique_key!r}")
-        if (self.concurrency_key is None) != (self.concurrency_limit is None):
-            raise ValueError("concurrency_key and concurrency_limit go together")
-        if self.concurrency_key is not None and (
-            not isinstance(self.concurrency_key, str) or not 0 < len(self.concurrency_key) <= 255
-        ):
-            raise ValueError(
-                f"concurrency_key must be a string of 1 to 255 characters, "
-                f"not {self.concurrency_key!r}"
-            )
-
-
-@dataclass(frozen=True)
-class EnqueuedJob:
-    """What enqueue returns: the job's ULID and where it went."""
-
-    id: str
-    name: str
-    queue: str
-    scheduled_for: datetime
-    jobqueue: JobQueue | None = field(default=None, repr=False, compare=False)
-    #: True when a unique job with the same key was already queued and is returned instead.
-    existing: bool = False
-
-    def fetch(self) -> JobRecord | None:
-        """Read the job's current row (``None`` once it was pruned or rolled back)."""
-        from jobqueue.queue import get_default_queue
-
-        return (self.jobqueue or get_default_queue()).get_job(self.id)
-
-
-class Enqueuer:
-    """Enqueues one job name with options fixed by ``using(...)``; immutable, so safe to share.
-
-    ``connection=`` or ``session=`` writes the job inside the caller's transaction (it commits or
-    rolls back with the business data that caused it); ``jobqueue=`` picks the database, else the
-    default :class:`~jobqueue.queue.JobQueue` is used.
-    """
-
-    __slots__ = ("_connection", "_jobqueue", "_name", "_options", "_session", "_unique_key")
-
-    def __init__(
-        self,
-        name: str,
-        options: JobOptions,
-        *,
-        jobqueue: JobQueue | None = None,
-        connection: Connection | None = None,
-        session: Session | None = None,
-        unique_key: str | None = None,
-    ) -> None:
-        if connection is not None and session is not None:
-            raise ValueError("pass connection= or session=, not both")
-        self._unique_key = unique_key
-        self._name = name
-        self._options = options
-        self._jobqueue = jobqueue
-        self._connection = connection
-        self._session = session
-
-    def using(
-        self,
-        *,
-        queue: str | None = None,
-        priority: int | None = None,
-        max_attempts: int | None = None,
-        jobqueue: JobQueue | None = None,
-        connection: Connection | None = None,
-        session: Session | None = None,
-        unique_key: str | None = None,
-    ) -> Enqueuer:
-        """A copy with the given options replaced."""
-        return Enqueuer(
-            self._name,
-            self._options.merged(queue=queue, priority=priority, max_attempts=max_attempts),
-            jobqueue=jobqueue or self._jobqueue,
-            connection=connection or self._connection,
-            session=session or self._session,
-            unique_key=unique_key or self._unique_key,
-        )
-
-    def call(self, *args: Any, **kwargs: Any) -> JobCall:
-        """A :class:`JobCall` to pass to ``enqueue_many``."""
-        return self._call(None, args, kwargs)
-
-    def enqueue(self, *args: Any, **kwargs: Any) -> EnqueuedJob:
-        """Run as soon as a worker is free."""
-        return self._write(self._call(None, args, kwargs))
-
-    def enqueue_in(self, delay: timedelta, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
-        """Run after ``delay`` (a ``timedelta``) has passed."""
-        if not isinstance(delay, timedelta):
-            raise TypeError(f"enqueue_in() takes a timedelta first, not {type(delay).__name__}")
-        return self._write(self._call(datetime.now(UTC) + delay, args, kwargs))
-
-    def enqueue_at(self, when: datetime, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
-        """Run at ``when``, an aware datetime (a naive one is refused)."""
-        return self._write(self._call(require_aware(when), args, kwargs))
-
-    def enqueue_many(self, calls: Sequence[JobCall]) -> list[EnqueuedJob]:
-        """Write ``calls`` in one transaction, to this enqueuer's database or transaction."""
-        return self._destination().enqueue_many(
-            calls, connection=self._connection, session=self._session
-        )
-
-    def _call(
-        self, scheduled_for: datetime | None, args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> JobCall:
-        unique_key = self._unique_key
-        if unique_key is None and self._options.unique:
-            unique_key = canonical_digest([self._name, list(args), dict(kwargs)])
-        limit = self._options.concurrency_limit
-        concurrency_key: str | None = None
-        if limit is not None:
-            key = self._options.concurrency_key
-            concurrency_key = key(*args, **kwargs) if callable(key) else (key or self._name)
-        return JobCall(
-            name=self._name,
-            args=args,
-            kwargs=kwargs,
-            queue=self._options.queue,
-            priority=self._options.priority,
-            max_attempts=self._options.max_attempts,
-            scheduled_for=scheduled_for,
-            unique_key=unique_key,
-            concurrency_key=concurrency_key,
-            concurrency_limit=limit,
-        )
-
-    def _destination(self) -> JobQueue:
-        from jobqueue.queue import get_default_queue
-
-        return self._jobqueue or get_default_queue()
-
-    def _write(self, call: JobCall) -> EnqueuedJob:
-        return self.enqueue_many([call])[0]
-
-
-def by_name(
-    name: str,
+def enqueue_calls(
+    database: Database,
+    calls: Sequence[JobCall],
     *,
-    queue: str | None = None,
-    priority: int | None = None,
-    max_attempts: int | None = None,
-) -> Enqueuer:
-    """An enqueuer for a job this process may not import: options come from the registry if
-    the name is registered here, else from the arguments and the defaults."""
-    validate_name(name)
-    definition = registry.find(name)
-    base = definition.options if definition is not None else JobOptions()
-    return Enqueuer(name, base.merged(queue=queue, priority=priority, max_attempts=max_attempts))
+    max_payload_bytes: int,
+    connection: Connection | None = None,
+    session: Session | None = None,
+) -> list[EnqueuedJob]:
+    """Write every call in one transaction: all of them, or (on error) none.
+
+    With ``connection=`` or ``session=`` the rows join the caller's transaction and become
+    visible to workers when the caller commits.
+    """
+    if connection is not None and session is not None:
+        raise ValueError("pass connection= or session=, not both")
+    if isinstance(calls, JobCall):
+        raise TypeError("enqueue_many() takes a list of JobCall, not a single JobCall")
+    calls = list(calls)
+    rows, handles = _rows(database, calls, max_payload_bytes)
+    limits = [call.concurrency_limit for call in calls]
+    if inline_mode.get():
+        run_inline(rows)
+        return handles
+    if session is not None:
+        connection = session.connection()
+    if connection is not None:
+        database.verify_schema(connection)
+        existing = store.insert_rows(connection, rows, limits)
+    else:
+        database.verify_schema()
+        alone = len(rows) == 1 and rows[0]["unique_key"] is None and limits[0] is None
+        if alone and _insert_alone(database, rows[0]):
+            existing = {}
+        else:
+            existing = _insert_own_transaction(database, rows, limits)
+    for index, job_id in existing.items():
+        handles[index] = replace(handles[index], id=job_id, existing=True)
+    # No per-job log line here: enqueue runs in the caller's process, whose logging is the
+    # caller's; an unconfigured structlog would print every job at DEBUG.
+    return handles
+
+
+def _rows(
+    database: Database, calls: list[JobCall], max_payload_bytes: int
+) -> tuple[list[dict[str, Any]], list[EnqueuedJob]]:
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    handles: list[EnqueuedJob] = []
+    for call in calls:
+        if not isinstance(call, JobCall):
+            raise TypeError(f"enqueue_many() takes JobCall items (my_job.call(...)), not {call!r}")
+        job_id = str(ULID())
+        scheduled_for = call.scheduled_for or now
+        unique_key = call.unique_key
+        rows.append(
+            {
+                "id": job_id,
+                "name": call.name,
+                "args": encode_arguments(call.args, call.kwargs, max_bytes=max_payload_bytes),
+                "queue": call.queue,
+                "priority": call.priority,
+                "status": PENDING,
+                "scheduled_for": scheduled_for,
+                "attempts": 0,
+                "failed_attempts": 0,
+                "max_attempts": call.max_attempts,
+                "created_at": now,
+                "concurrency_key": call.concurrency_key,
+                "unique_key": (
+                    hashlib.sha256(unique_key.encode()).hexdigest()
+                    if unique_key is not None
+                    else None
+                ),
+            }
+        )
+        handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, database))
+    return rows, handles
+
+
+def run_inline(rows: Sequence[dict[str, Any]]) -> None:
+    """Inline mode: run each job now, in this thread, letting its exceptions propagate."""
+    for row in rows:
+        definition = registry.get(row["name"])
+        args, kwargs = decode_arguments(row["args"])
+        result = definition.callable_for_run()(*args, **kwargs)
+        if definition.is_async:
+            asyncio.run(result)
+
+
+def _insert_alone(database: Database, row: dict[str, Any]) -> bool:
+    """Write one plain job as one self-committing statement; False where the backend has no
+    cheaper way than a transaction (see :func:`jobqueue.db.autocommit_options`).
+
+    When the connection is lost mid-statement, whether it committed is unknown; but the job's
+    id was made here, so a look tells: there, it was written; not there, it was not, and is
+    sent again. Written once or an error, as in a transaction.
+    """
+    options = autocommit_options(database.dialect)
+    if options is None:
+        return False
+    wake = row["scheduled_for"] <= datetime.now(UTC)
+    for attempt in (1, 2, 3):
+        with database.connect() as pooled:
+            connection = pooled.execution_options(**options)
+            try:
+                with connection.begin():
+                    store.insert_alone(connection, row, wake=wake)
+                return True
+            except DBAPIError as error:
+                lost = is_disconnect(error)
+                if attempt == 3 or not (lost or is_deadlock(error)):
+                    raise operational_error(database.engine, error) from error
+        if lost and _written(database, row["id"]):
+            return True
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _written(database: Database, job_id: str) -> bool:
+    try:
+        with database.transaction(read_only=True) as connection:
+            return store.job_exists(connection, job_id)
+    except DBAPIError as error:
+        raise DatabaseUnavailableError(
+            f"the connection to {mask_url(database.engine.url)} was lost while job {job_id} "
+            f"was being written, and it cannot be read back ({str(error.orig).strip()}); "
+            "whether it was written is unknown"
+        ) from error
+
+
+def _insert_own_transaction(
+    database: Database, rows: list[dict[str, Any]], limits: list[int | None]
+) -> dict[int, str]:
+    """Insert in a transaction of our own, retrying once on a connection lost before the
+    commit was sent (a pooled connection the server closed): the jobs are written once or an
+    error says so, never silently dropped. A deadlock victim is retried the same way."""
+    for attempt in (1, 2, 3):
+        with database.connect() as connection:
+            try:
+                transaction = connection.begin()
+                existing = store.insert_rows(connection, rows, limits)
+            except DBAPIError as error:
+                if attempt < 3 and (is_disconnect(error) or is_deadlock(error)):
+                    continue
+                raise operational_error(database.engine, error) from error
+            try:
+                transaction.commit()
+            except DBAPIError as error:
+                raise DatabaseUnavailableError(
+                    f"the commit of {len(rows)} job(s) to {mask_url(database.engine.url)} "
+                    f"failed ({str(error.orig).strip()}); whether they were written is unknown"
+                ) from error
+            return existing
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,8 +1,9 @@
 """Defining jobs: the ``@job`` decorator and the ``Job`` base class.
 
-Both register a :class:`~jobqueue.registry.JobDefinition` and offer the same enqueue methods
-(``enqueue``, ``enqueue_in``, ``enqueue_at``, ``using``, ``call``), which delegate to an
-:class:`~jobqueue.enqueue.Enqueuer`.
+Both register a :class:`~jobqueue.registry.JobDefinition` (their options listed once, in
+:class:`~jobqueue.registry.OptionArgs`) and offer the same enqueue methods (``enqueue``,
+``enqueue_in``, ``enqueue_at``, ``using``, ``call``), which hand over to an
+:class:`~jobqueue.enqueuer.Enqueuer`.
 """
 
 from __future__ import annotations
@@ -11,26 +12,13 @@ import functools
 import inspect
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, overload
+from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, Unpack, overload
 
-from sqlalchemy import Connection
-
-from jobqueue.enqueue import EnqueuedJob, Enqueuer, JobCall, by_name
+from jobqueue.calls import EnqueuedJob, JobCall, target_options
+from jobqueue.enqueuer import Enqueuer, UsingArgs
 from jobqueue.errors import RegistryError
-from jobqueue.queue import JobQueue
-from jobqueue.registry import (
-    Backoff,
-    ExceptionTypes,
-    Hook,
-    JobDefinition,
-    JobOptions,
-    default_name,
-    registry,
-    validate_options,
-)
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+from jobqueue.options import JobOptions, OptionArgs, validate_options
+from jobqueue.registry import JobDefinition, default_name, registry
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,28 +66,10 @@ class JobFunction(Generic[P, R]):
         """A :class:`JobCall` for ``enqueue_many``."""
         return self._enqueuer().call(*args, **kwargs)
 
-    def using(
-        self,
-        *,
-        queue: str | None = None,
-        priority: int | None = None,
-        max_attempts: int | None = None,
-        jobqueue: JobQueue | None = None,
-        connection: Connection | None = None,
-        session: Session | None = None,
-        unique_key: str | None = None,
-    ) -> Enqueuer:
+    def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer:
         """Enqueue with other options, or inside your own transaction (``connection=``,
         ``session=``)."""
-        return self._enqueuer().using(
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            jobqueue=jobqueue,
-            connection=connection,
-            session=session,
-            unique_key=unique_key,
-        )
+        return self._enqueuer().using(**changes)
 
 
 @overload
@@ -108,22 +78,7 @@ def job(function: Callable[P, R], /) -> JobFunction[P, R]: ...
 
 @overload
 def job(
-    *,
-    name: str | None = None,
-    queue: str | None = None,
-    priority: int | None = None,
-    max_attempts: int | None = None,
-    backoff: Backoff | None = None,
-    timeout: float | timedelta | None = None,
-    retry_on: type[BaseException] | ExceptionTypes | None = None,
-    discard_on: type[BaseException] | ExceptionTypes | None = None,
-    on_failure: Hook | None = None,
-    on_retry: Hook | None = None,
-    unique: bool | None = None,
-    concurrency_key: str | Callable[..., str] | None = None,
-    concurrency_limit: int | None = None,
-    cron: str | None = None,
-    timezone: str | None = None,
+    *, name: str | None = None, **options: Unpack[OptionArgs]
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -132,20 +87,7 @@ def job(
     /,
     *,
     name: str | None = None,
-    queue: str | None = None,
-    priority: int | None = None,
-    max_attempts: int | None = None,
-    backoff: Backoff | None = None,
-    timeout: float | timedelta | None = None,
-    retry_on: type[BaseException] | ExceptionTypes | None = None,
-    discard_on: type[BaseException] | ExceptionTypes | None = None,
-    on_failure: Hook | None = None,
-    on_retry: Hook | None = None,
-    unique: bool | None = None,
-    concurrency_key: str | Callable[..., str] | None = None,
-    concurrency_limit: int | None = None,
-    cron: str | None = None,
-    timezone: str | None = None,
+    **options: Unpack[OptionArgs],
 ) -> JobFunction[P, R] | Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register a function (plain or ``async def``) as a job, with ``@job`` or ``@job(...)``.
 
@@ -153,12 +95,13 @@ def job(
     ``retry_on`` limits retries to those exceptions (others fail at once); ``discard_on`` ends
     the job as ``cancelled`` on those; ``on_failure(job, error)`` / ``on_retry(job, error)`` are
     called after an attempt fails for good / will be retried. ``unique=True``: while a job with
-    the same name and arguments is pending or running, enqueue returns that one instead.
-    ``concurrency_limit=N`` (with an optional ``concurrency_key``, a string or a function of the
-    arguments, default the job's name): at most N such jobs run at once; the others wait as
-    ``blocked``. ``cron="*/5 * * * *"`` (and ``timezone=``) makes it a recurring task that the
-    supervisor enqueues on that schedule.
+    the same name and arguments is unfinished (pending, blocked or running), enqueue returns
+    that one instead. ``concurrency_limit=N`` (with an optional ``concurrency_key``, a string or
+    a function of the arguments, default the job's name): at most N such jobs run at once; the
+    others wait as ``blocked``. ``cron="*/5 * * * *"`` (and ``timezone=``) makes it a recurring
+    task that the supervisor enqueues on that schedule.
     """
+    merged = JobOptions().merged(**options)
 
     def register(target: Callable[P, R]) -> JobFunction[P, R]:
         if isinstance(target, JobFunction):
@@ -167,23 +110,7 @@ def job(
             raise RegistryError(
                 f"@job decorates functions; subclass jobqueue.Job for classes, not {target!r}"
             )
-        options = JobOptions().merged(
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            timeout=timeout,
-            retry_on=retry_on,
-            discard_on=discard_on,
-            on_failure=on_failure,
-            on_retry=on_retry,
-            unique=unique,
-            concurrency_key=concurrency_key,
-            concurrency_limit=concurrency_limit,
-            cron=cron,
-            timezone=timezone,
-        )
-        definition = JobDefinition(name or default_name(target), target, options)
+        definition = JobDefinition(name or default_name(target), target, merged)
         return JobFunction(registry.register(definition))
 
     if function is not None:
@@ -208,27 +135,9 @@ class Job:
     definition: ClassVar[JobDefinition]
 
     def __init_subclass__(
-        cls,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        max_attempts: int | None = None,
-        backoff: Backoff | None = None,
-        timeout: float | timedelta | None = None,
-        retry_on: type[BaseException] | ExceptionTypes | None = None,
-        discard_on: type[BaseException] | ExceptionTypes | None = None,
-        on_failure: Hook | None = None,
-        on_retry: Hook | None = None,
-        unique: bool | None = None,
-        concurrency_key: str | Callable[..., str] | None = None,
-        concurrency_limit: int | None = None,
-        cron: str | None = None,
-        timezone: str | None = None,
-        abstract: bool = False,
-        **kwargs: Any,
+        cls, *, name: str | None = None, abstract: bool = False, **options: Unpack[OptionArgs]
     ) -> None:
-        super().__init_subclass__(**kwargs)
+        super().__init_subclass__()
         parent = next(
             (
                 base.__dict__["definition"]
@@ -237,28 +146,13 @@ class Job:
             ),
             None,
         )
-        options = (parent.options if parent else JobOptions()).merged(
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            timeout=timeout,
-            retry_on=retry_on,
-            discard_on=discard_on,
-            on_failure=on_failure,
-            on_retry=on_retry,
-            unique=unique,
-            concurrency_key=concurrency_key,
-            concurrency_limit=concurrency_limit,
-            cron=cron,
-            timezone=timezone,
-        )
+        merged = (parent.options if parent else JobOptions()).merged(**options)
         if abstract:
-            cls.definition = JobDefinition("<abstract>", cls.perform, validate_options(options))
+            cls.definition = JobDefinition("<abstract>", cls.perform, validate_options(merged))
             return
         if cls.perform is Job.perform:
             raise RegistryError(f"{cls.__qualname__} must implement perform()")
-        definition = JobDefinition(name or default_name(cls), cls.perform, options, job_class=cls)
+        definition = JobDefinition(name or default_name(cls), cls.perform, merged, job_class=cls)
         cls.definition = registry.register(definition)
 
     def perform(self, *args: Any, **kwargs: Any) -> Any:
@@ -266,9 +160,7 @@ class Job:
 
     @classmethod
     def _enqueuer(cls) -> Enqueuer:
-        if cls.definition.job_class is not cls:
-            raise RegistryError(f"{cls.__qualname__} is abstract and cannot be enqueued")
-        return Enqueuer(cls.definition.name, cls.definition.options)
+        return Enqueuer(*target_options(cls))
 
     @classmethod
     def enqueue(cls, *args: Any, **kwargs: Any) -> EnqueuedJob:
@@ -291,35 +183,6 @@ class Job:
         return cls._enqueuer().call(*args, **kwargs)
 
     @classmethod
-    def using(
-        cls,
-        *,
-        queue: str | None = None,
-        priority: int | None = None,
-        max_attempts: int | None = None,
-        jobqueue: JobQueue | None = None,
-        connection: Connection | None = None,
-        session: Session | None = None,
-        unique_key: str | None = None,
-    ) -> Enqueuer:
+    def using(cls, **changes: Unpack[UsingArgs]) -> Enqueuer:
         """Enqueue with other options, or inside your own transaction."""
-        return cls._enqueuer().using(
-            queue=queue,
-            priority=priority,
-            max_attempts=max_attempts,
-            jobqueue=jobqueue,
-            connection=connection,
-            session=session,
-            unique_key=unique_key,
-        )
-
-
-def enqueuer_for(target: JobFunction[Any, Any] | type[Job] | str) -> Enqueuer:
-    """An enqueuer for a ``@job`` function, a ``Job`` subclass, or a job name."""
-    if isinstance(target, JobFunction):
-        return target._enqueuer()
-    if isinstance(target, type) and issubclass(target, Job):
-        return target._enqueuer()
-    if isinstance(target, str):
-        return by_name(target)
-    raise TypeError(f"expected a @job function, a Job subclass or a job name, not {target!r}")
+        return cls._enqueuer().using(**changes)

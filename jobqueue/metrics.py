@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobqueue.admin import Admin
+from jobqueue.admin import Admin, QueueSummary, Stats
 from jobqueue.queue import JobQueue
 from jobqueue.schema import STATUSES, SUCCEEDED
 
@@ -38,72 +38,78 @@ class JobQueueCollector(Collector):
         # Queues that ever ran a job keep reporting zeros once empty: a series that vanished
         # would leave alerts on it stale instead of resolved.
         queues = sorted({s.queue for s in summaries} | {q for q, _ in counts} | set(totals))
+        yield _jobs(queues, counts)
+        yield from _queue_gauges(summaries)
+        yield from _totals(totals)
+        yield from _processes(Counter(process.kind for process in self.admin.processes()))
 
-        jobs = GaugeMetricFamily(
-            "jobqueue_jobs",
-            "Jobs in the table by queue and status (succeeded is not counted: see "
-            "jobqueue_jobs_succeeded_total)",
-            labels=["queue", "status"],
-        )
-        for queue in queues:
-            for status in STATUSES:
-                if status != SUCCEEDED:
-                    jobs.add_metric([queue, status], counts.get((queue, status), 0))
-        yield jobs
 
-        latency = GaugeMetricFamily(
-            "jobqueue_queue_latency_seconds",
-            "Age of the oldest due pending job (0 when none is waiting)",
-            labels=["queue"],
-        )
-        paused = GaugeMetricFamily(
-            "jobqueue_queue_paused", "1 if an operator paused the queue", labels=["queue"]
-        )
-        for summary in summaries:
-            latency.add_metric([summary.queue], summary.latency_seconds or 0.0)
-            paused.add_metric([summary.queue], 1.0 if summary.paused else 0.0)
-        yield latency
-        yield paused
+def _jobs(queues: list[str], counts: dict[tuple[str, str], int]) -> Metric:
+    jobs = GaugeMetricFamily(
+        "jobqueue_jobs",
+        "Jobs in the table by queue and status (succeeded is not counted: see "
+        "jobqueue_jobs_succeeded_total)",
+        labels=["queue", "status"],
+    )
+    for queue in queues:
+        for status in STATUSES:
+            if status != SUCCEEDED:
+                jobs.add_metric([queue, status], counts.get((queue, status), 0))
+    return jobs
 
-        families = {
-            "processed": CounterMetricFamily(
-                "jobqueue_jobs_processed",
-                "Jobs that reached a final outcome (succeeded, failed or discarded)",
-                labels=["queue"],
-            ),
-            "succeeded": CounterMetricFamily(
-                "jobqueue_jobs_succeeded", "Jobs that succeeded", labels=["queue"]
-            ),
-            "failed": CounterMetricFamily(
-                "jobqueue_jobs_failed",
-                "Jobs that failed for good (attempts exhausted or a permanent failure)",
-                labels=["queue"],
-            ),
-            "retried": CounterMetricFamily(
-                "jobqueue_jobs_retried", "Failed attempts that were retried", labels=["queue"]
-            ),
-            "discarded": CounterMetricFamily(
-                "jobqueue_jobs_discarded", "Jobs discarded by their own code", labels=["queue"]
-            ),
-        }
+
+def _queue_gauges(summaries: list[QueueSummary]) -> Iterator[Metric]:
+    latency = GaugeMetricFamily(
+        "jobqueue_queue_latency_seconds",
+        "Age of the oldest due pending job (0 when none is waiting)",
+        labels=["queue"],
+    )
+    paused = GaugeMetricFamily(
+        "jobqueue_queue_paused", "1 if an operator paused the queue", labels=["queue"]
+    )
+    for summary in summaries:
+        latency.add_metric([summary.queue], summary.latency_seconds or 0.0)
+        paused.add_metric([summary.queue], 1.0 if summary.paused else 0.0)
+    yield latency
+    yield paused
+
+
+#: Outcome totals: (Stats attribute, metric name, help).
+_TOTALS = (
+    (
+        "processed",
+        "jobqueue_jobs_processed",
+        "Jobs that reached a final outcome (succeeded, failed or discarded)",
+    ),
+    ("succeeded", "jobqueue_jobs_succeeded", "Jobs that succeeded"),
+    (
+        "failed",
+        "jobqueue_jobs_failed",
+        "Jobs that failed for good (attempts exhausted or a permanent failure)",
+    ),
+    ("retried", "jobqueue_jobs_retried", "Failed attempts that were retried"),
+    ("discarded", "jobqueue_jobs_discarded", "Jobs discarded by their own code"),
+)
+
+
+def _totals(totals: dict[str, Stats]) -> Iterator[Metric]:
+    for attribute, name, documentation in _TOTALS:
+        family = CounterMetricFamily(name, documentation, labels=["queue"])
         for queue, stats in totals.items():
-            families["processed"].add_metric([queue], stats.processed)
-            families["succeeded"].add_metric([queue], stats.succeeded)
-            families["failed"].add_metric([queue], stats.failed)
-            families["retried"].add_metric([queue], stats.retried)
-            families["discarded"].add_metric([queue], stats.discarded)
-        yield from families.values()
+            family.add_metric([queue], getattr(stats, attribute))
+        yield family
 
-        live = Counter(process.kind for process in self.admin.processes())
-        workers = GaugeMetricFamily(
-            "jobqueue_processes", "Live jobqueue processes by kind", labels=["kind"]
-        )
-        for kind in ("supervisor", "worker", *sorted(set(live) - {"supervisor", "worker"})):
-            workers.add_metric([kind], live.get(kind, 0))
-        yield workers
-        yield GaugeMetricFamily(
-            "jobqueue_workers", "Live worker processes", value=live.get("worker", 0)
-        )
+
+def _processes(live: Counter[str]) -> Iterator[Metric]:
+    workers = GaugeMetricFamily(
+        "jobqueue_processes", "Live jobqueue processes by kind", labels=["kind"]
+    )
+    for kind in ("supervisor", "worker", *sorted(set(live) - {"supervisor", "worker"})):
+        workers.add_metric([kind], live.get(kind, 0))
+    yield workers
+    yield GaugeMetricFamily(
+        "jobqueue_workers", "Live worker processes", value=live.get("worker", 0)
+    )
 
 
 def registry_for(jobqueue: JobQueue) -> CollectorRegistry:

@@ -65,7 +65,7 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    from jobqueue import store
+    from jobqueue.database import read_schema_revision
 
     with engine.connect() as connection, connection.begin():
-        return store.read_schema_revision(connection)
+        return read_schema_revision(connection)

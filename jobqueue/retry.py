@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from jobqueue.registry import Backoff
+from jobqueue.options import Backoff
 
 DEFAULT_BACKOFF_BASE = 1.0
 MAX_BACKOFF_SECONDS = 24 * 3600.0

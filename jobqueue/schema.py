@@ -6,9 +6,8 @@ constraint rather than a native ENUM (which MySQL and PostgreSQL alter different
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -25,6 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.type_api import _BindProcessorType
 
 from jobqueue.errors import NaiveDatetimeError
 
@@ -79,7 +81,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             )
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+    def bind_processor(self, dialect: Dialect) -> _BindProcessorType[datetime] | None:
         """The usual conversion, remembering the last value it converted.
 
         A batch enqueue binds the same ``now`` object as ``created_at`` and ``scheduled_for`` of
@@ -92,7 +94,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         last: list[tuple[Any, Any]] = [(None, None)]
 
-        def process(value: Any) -> Any:
+        def process(value: datetime | None) -> Any:
             seen, converted = last[0]
             if value is seen and value is not None:
                 return converted

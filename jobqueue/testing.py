@@ -9,20 +9,19 @@ queue too.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from ulid import ULID
 
-from jobqueue import claims, execution, processes
-from jobqueue.outcomes import Record, log_report, write_records
-from jobqueue.queue import JobQueue, get_default_queue, inline_mode
-from jobqueue.registry import registry
-from jobqueue.serialization import decode_arguments
+from jobqueue.enqueue import inline_mode
+from jobqueue.queue import JobQueue, get_default_queue
+from jobqueue.runtime import execution
+from jobqueue.runtime.lifecycle import register
+from jobqueue.runtime.outcomes import Record, log_report, write_records
+from jobqueue.store import claims, processes
 
 
 @contextmanager
@@ -33,15 +32,6 @@ def inline() -> Iterator[None]:
         yield
     finally:
         inline_mode.reset(token)
-
-
-def run_inline(rows: Sequence[dict[str, Any]]) -> None:
-    for row in rows:
-        definition = registry.get(row["name"])
-        args, kwargs = decode_arguments(row["args"])
-        result = definition.callable_for_run()(*args, **kwargs)
-        if definition.is_async:
-            asyncio.run(result)
 
 
 def drain(
@@ -57,7 +47,7 @@ def drain(
     process_id = str(ULID())
     counts: Counter[str] = Counter()
     with jobqueue.transaction() as connection:
-        processes.register(connection, process_id=process_id, kind="drain", queues=queues)
+        register(connection, process_id=process_id, kind="drain", queues=queues)
     try:
         while max_jobs is None or sum(counts.values()) < max_jobs:
             with jobqueue.transaction() as connection:

@@ -23,7 +23,7 @@ from jobqueue.dashboard.context import Dashboard
 from jobqueue.dashboard.routes import routes
 from jobqueue.dashboard.security import Security
 from jobqueue.queue import JobQueue, get_default_queue
-from jobqueue.schedule import RecurringTask
+from jobqueue.recurring import RecurringTask
 
 __all__ = ["create_app"]
 
@@ -35,7 +35,7 @@ def _project_tasks() -> list[RecurringTask]:
     ``[tool.jobqueue.recurring]`` in the nearest pyproject.toml. Read per request, so the page
     follows the configuration without a restart."""
     from jobqueue.config import find_project_settings
-    from jobqueue.schedule import tasks_from_registry, tasks_from_settings
+    from jobqueue.recurring import tasks_from_registry, tasks_from_settings
 
     return tasks_from_registry() + tasks_from_settings(find_project_settings().values)
 

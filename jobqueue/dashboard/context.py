@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from jobqueue.admin import Admin
 from jobqueue.dashboard.security import CSRF_FIELD, Security, prefix, route_path
 from jobqueue.queue import JobQueue
-from jobqueue.schedule import RecurringTask
+from jobqueue.recurring import RecurringTask
 
 
 @dataclass

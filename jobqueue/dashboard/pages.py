@@ -6,7 +6,7 @@ Database calls block, so pages are plain functions: Starlette runs them in its t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import structlog
@@ -94,27 +94,8 @@ def job_detail(dashboard: Dashboard, request: Request) -> Response:
     except (ValueError, TypeError):
         arguments = job.args_json  # shown as stored: an undecodable row is worth seeing
     return dashboard.page(
-        request, "job.html", nav="jobs", job=job, arguments=arguments, error=_error(job.last_error)
+        request, "job.html", nav="jobs", job=job, arguments=arguments, error=job.error
     )
-
-
-@dataclass(frozen=True)
-class ShownError:
-    summary: str  # "module.Class: message"
-    traceback: str
-
-
-def _error(last_error: str | None) -> ShownError | None:
-    """``last_error`` as the worker writes it (JSON: type, message, traceback), or as stored
-    when it is not that shape."""
-    if not last_error:
-        return None
-    try:
-        data = json.loads(last_error)
-        summary = f"{data['type']}: {data['message']}"
-        return ShownError(summary, str(data.get("traceback") or ""))
-    except (ValueError, TypeError, KeyError):
-        return ShownError(last_error, "")
 
 
 def processes(dashboard: Dashboard, request: Request) -> Response:
@@ -124,10 +105,9 @@ def processes(dashboard: Dashboard, request: Request) -> Response:
 
 
 def recurring(dashboard: Dashboard, request: Request) -> Response:
-    from jobqueue.schedule import Scheduler
-
     tasks = list(dashboard.recurring())
-    next_runs = Scheduler(dashboard.jobqueue, tasks).next_runs()
+    now = datetime.now(UTC)
+    next_runs = {task.key: task.next_occurrence(now) for task in tasks}
     return dashboard.page(
         request, "recurring.html", nav="recurring", tasks=tasks, next_runs=next_runs
     )

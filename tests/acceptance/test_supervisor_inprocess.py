@@ -6,8 +6,8 @@ import signal
 from pathlib import Path
 
 from jobqueue import JobQueue, migrations
+from jobqueue.runtime.supervisor import Supervisor, SupervisorSettings
 from jobqueue.settings import WorkerSettings
-from jobqueue.supervisor import Supervisor, SupervisorSettings
 
 
 def test_an_in_process_supervisor_puts_back_signal_handlers_and_wakeup_fd(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def test_sync_and_async_timeouts_fail_the_attempt(jq, ledger, work) -> None:
         row = jq.get_job(handle.id)
         assert row is not None and row.status == FAILED
         error = json.loads(row.last_error or "{}")
-        assert error["type"] == "jobqueue.execution.JobTimeoutError"
+        assert error["type"] == "jobqueue.context.JobTimeoutError"
         assert "0.5 s" in error["message"]
 
 
@@ -152,7 +152,7 @@ def test_max_jobs_recycling_loses_nothing(jq, ledger, work) -> None:
 
 
 def test_a_worker_declared_dead_stops_and_its_job_is_run_again(jq, ledger, work) -> None:
-    from jobqueue.maintenance import rescue_orphans
+    from jobqueue.runtime.maintenance import rescue_orphans
 
     handle = ledger_jobs.slow_first_attempt.using(jobqueue=jq).enqueue(3)
     runner = work()

@@ -36,14 +36,16 @@ def test_claims_from_many_processes_and_threads_never_overlap(jq: JobQueue) -> N
         """
         import sys, threading, time
         from datetime import UTC, datetime
-        from jobqueue import JobQueue, claims, processes
+        from jobqueue import JobQueue
+        from jobqueue.runtime import lifecycle
+        from jobqueue.store import claims
         jq = JobQueue(sys.argv[1], pool_size=10)
         start = float(sys.argv[2])
         seen, errors = [], []
         def claimer(n):
             pid = f"{sys.argv[3]}-{n}"
             with jq.transaction() as c:
-                processes.register(c, process_id=pid, kind="worker")
+                lifecycle.register(c, process_id=pid, kind="worker")
             while time.time() < start:
                 time.sleep(0.001)
             try:

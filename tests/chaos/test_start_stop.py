@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import text
 
 from jobqueue import JobCall, JobQueue
+from jobqueue.runtime.worker import Worker
 from jobqueue.schema import RUNNING, SUCCEEDED
 from jobqueue.settings import WorkerSettings
 from jobqueue.testing import drain
-from jobqueue.worker import Worker
 
 from backends import scale_factor
 from workers import wait_until
@@ -65,7 +65,7 @@ def test_starting_and_stopping_a_worker_repeatedly_leaks_nothing(jq: JobQueue) -
             worker = Worker(settings)
             runner = threading.Thread(target=worker.run)
             runner.start()
-            wait_until(lambda w=worker: w._processed > 0, 30, "the worker to run a job")
+            wait_until(lambda w=worker: w.in_flight.processed > 0, 30, "the worker to run a job")
             worker.request_stop("test")
             runner.join(timeout=30)
             assert not runner.is_alive()

@@ -46,10 +46,10 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import delete, select
 
-from jobqueue import JobCall, JobQueue, claims, processes
+from jobqueue import JobCall, JobQueue
 from jobqueue.admin import CancelResult
-from jobqueue.claims import ClaimedJob
-from jobqueue.maintenance import rescue_orphans
+from jobqueue.runtime import lifecycle
+from jobqueue.runtime.maintenance import rescue_orphans
 from jobqueue.schema import (
     BLOCKED,
     CANCELLED,
@@ -62,7 +62,9 @@ from jobqueue.schema import (
     job_cancellations,
     metadata,
 )
-from jobqueue.store import JobRecord
+from jobqueue.store import attempts, claims, processes
+from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.jobs import JobRecord
 
 pytestmark = pytest.mark.chaos
 
@@ -118,7 +120,7 @@ class JobStateMachine(RuleBasedStateMachine):
             for table in reversed(metadata.sorted_tables):
                 connection.execute(delete(table))
             for process_id in PROCESS_IDS:
-                processes.register(connection, process_id=process_id, kind="worker")
+                lifecycle.register(connection, process_id=process_id, kind="worker")
         self.model: dict[str, ModelJob] = {}
         self.registered: set[str] = set(PROCESS_IDS)
         self.holding: dict[str, ClaimedJob] = {}  # job id -> the claim its running row carries
@@ -206,7 +208,7 @@ class JobStateMachine(RuleBasedStateMachine):
         if with_stale_fences:  # the same process also reports attempts that are over
             fences += [old.fence for old in self.stale if old.claimed_by == job.claimed_by]
         with self.jq.transaction() as connection:
-            done = claims.complete_jobs(
+            done = attempts.complete_jobs(
                 connection, process_id=job.claimed_by, fences=fences, now=_now()
             )
         assert done == {job.id}
@@ -229,7 +231,7 @@ class JobStateMachine(RuleBasedStateMachine):
             final_status = CANCELLED if outcome == CANCELLED else FAILED
             new_status = final_status
         with self.jq.transaction() as connection:
-            recorded = claims.record_failure(
+            recorded = attempts.record_failure(
                 connection, job, error="x", retry_at=retry_at, final_status=final_status, now=now
             )
         assert recorded is True
@@ -258,12 +260,12 @@ class JobStateMachine(RuleBasedStateMachine):
         now = _now()
         with self.jq.transaction() as connection:
             if write == "complete":
-                result: object = claims.complete_jobs(
+                result: object = attempts.complete_jobs(
                     connection, process_id=job.claimed_by, fences=[job.fence], now=now
                 )
                 assert result == set(), f"{writer} complete of {job.fence} took effect"
             else:
-                result = claims.record_failure(
+                result = attempts.record_failure(
                     connection,
                     job,
                     error=writer,
@@ -283,7 +285,7 @@ class JobStateMachine(RuleBasedStateMachine):
 
     def _restart(self, process_id: str) -> None:
         with self.jq.transaction() as connection:
-            processes.register(connection, process_id=process_id, kind="worker")
+            lifecycle.register(connection, process_id=process_id, kind="worker")
         self.registered.add(process_id)
 
     def _rescue(self) -> None:

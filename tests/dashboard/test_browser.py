@@ -20,7 +20,7 @@ import pytest
 
 from jobqueue import JobCall, JobQueue
 from jobqueue.dashboard import create_app
-from jobqueue.schedule import RecurringTask
+from jobqueue.recurring import RecurringTask
 
 from browser import HERE, ServedApp, free_port, run_worker_burst
 from workers import wait_until

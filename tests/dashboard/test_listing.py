@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from jobqueue import JobCall, JobQueue
-from jobqueue.admin import COMMON_ROWS, Admin
+from jobqueue.store import operator
+from jobqueue.store.operator import COMMON_ROWS
 
 pytestmark = pytest.mark.backend
 
@@ -24,10 +25,10 @@ def test_common_and_rare_filters_page_through_the_same_jobs(jq: JobQueue) -> Non
         "status=cancelled": [h.id for h in handles[:5]],
     }
     with jq.transaction(read_only=True) as connection:
-        assert Admin._common(connection, "pending", None)
-        assert Admin._common(connection, None, "bulk")
-        assert not Admin._common(connection, None, "rare")
-        assert not Admin._common(connection, "cancelled", None)
+        assert operator._common(connection, "pending", None)
+        assert operator._common(connection, None, "bulk")
+        assert not operator._common(connection, None, "rare")
+        assert not operator._common(connection, "cancelled", None)
 
     for key, ids in expected.items():
         field, value = key.split("=")

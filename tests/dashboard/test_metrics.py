@@ -11,7 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from jobqueue import JobCall, JobQueue, job, processes
+from jobqueue import JobCall, JobQueue, job
+from jobqueue.runtime import lifecycle
 from jobqueue.testing import drain
 
 from browser import free_port
@@ -50,7 +51,7 @@ def test_metrics_report_jobs_latency_totals_and_processes(jq: JobQueue, client: 
     jq.enqueue_many([JobCall("metrics.ok", queue="images", scheduled_for=waiting)])
     jq.admin.pause("images")
     with jq.transaction() as connection:
-        processes.register(connection, process_id="01METRICSWORKER00000000000", kind="worker")
+        lifecycle.register(connection, process_id="01METRICSWORKER00000000000", kind="worker")
 
     response = client.get("/metrics")
     assert response.status_code == 200

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from jobqueue import JobCall, JobQueue, job
 from jobqueue.dashboard import create_app
-from jobqueue.schedule import RecurringTask
+from jobqueue.recurring import RecurringTask
 from jobqueue.testing import drain
 
 pytestmark = pytest.mark.backend
@@ -250,10 +250,10 @@ def test_read_only_refuses_every_action_and_shows_no_buttons(
 
 
 def test_processes_page_lists_live_processes(jq: JobQueue, client: TestClient) -> None:
-    from jobqueue import processes
+    from jobqueue.runtime import lifecycle
 
     with jq.transaction() as connection:
-        processes.register(connection, process_id="01PROCESSPAGETEST000000000", kind="worker")
+        lifecycle.register(connection, process_id="01PROCESSPAGETEST000000000", kind="worker")
     page = client.get("/processes")
     assert "01PROCESSPAGETEST000000000" in page.text and "worker" in page.text
 

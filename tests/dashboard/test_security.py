@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from jobqueue import JobQueue
 from jobqueue.cli import main
-from jobqueue.cli_dashboard import check_binding
+from jobqueue.cli.dashboard import check_binding
 from jobqueue.dashboard import create_app
 from jobqueue.dashboard.security import AUTH_COOKIE, is_loopback, safe_next
 from jobqueue.errors import ConfigurationError
@@ -156,7 +156,8 @@ def test_the_core_package_imports_without_the_extras(jq: JobQueue) -> None:
     script = (
         "import sys\n"
         f"for name in {blocked!r}: sys.modules[name] = None\n"
-        "import jobqueue, jobqueue.admin, jobqueue.cli, jobqueue.worker, jobqueue.supervisor\n"
+        "import jobqueue, jobqueue.admin, jobqueue.cli\n"
+        "import jobqueue.runtime.worker, jobqueue.runtime.supervisor\n"
         "from jobqueue.cli import build_parser\n"
         "build_parser().parse_args(['dashboard'])\n"
         "print('ok')\n"

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from jobqueue import JobQueue, claims, job
+from jobqueue import JobQueue, job
 from jobqueue import admin as admin_module
 from jobqueue.admin import NotFoundError
 from jobqueue.cli import main
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED, job_queue
+from jobqueue.store import attempts
 from jobqueue.testing import drain
 
 
@@ -91,7 +92,7 @@ def test_cancel_pending_jobs_never_run_and_running_ones_are_asked(jq: JobQueue) 
     assert jq.get_job(pending.id).status == CANCELLED  # type: ignore[union-attr]
     assert drain(jq) == {}
     with jq.transaction(read_only=True) as connection:
-        assert claims.cancellation_requests(connection, [running.id]) == [running.id]
+        assert attempts.cancellation_requests(connection, [running.id]) == [running.id]
     jq.admin.cancel([running.id])  # asking twice is harmless
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from jobqueue import JobCall, JobQueue, claims, processes
-from jobqueue.maintenance import rescue, rescue_orphans
+from jobqueue import JobCall, JobQueue
+from jobqueue.runtime import lifecycle
+from jobqueue.runtime.maintenance import rescue, rescue_orphans
 from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
+from jobqueue.store import attempts, claims, processes
 
 
 def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | None = None):
@@ -15,7 +17,7 @@ def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | No
     with jq.transaction() as connection:
         known = {row.id for row in processes.all_processes(connection)}
         if process_id not in known:
-            processes.register(connection, process_id=process_id, kind="worker")
+            lifecycle.register(connection, process_id=process_id, kind="worker")
     with jq.transaction() as connection:
         return claims.claim_jobs(
             connection, process_id=process_id, queues=queues, limit=limit, now=datetime.now(UTC)
@@ -24,7 +26,7 @@ def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | No
 
 def register(jq: JobQueue, process_id: str) -> None:
     with jq.transaction() as connection:
-        processes.register(connection, process_id=process_id, kind="worker")
+        lifecycle.register(connection, process_id=process_id, kind="worker")
 
 
 def test_a_process_without_a_row_claims_nothing(jq: JobQueue) -> None:
@@ -100,22 +102,22 @@ def test_completion_is_fenced_by_process_and_attempt(jq: JobQueue) -> None:
     with jq.transaction() as connection:
         # Another process, or a stale attempt number, changes nothing.
         assert (
-            claims.complete_jobs(connection, process_id="p2", fences=[first.fence], now=now)
+            attempts.complete_jobs(connection, process_id="p2", fences=[first.fence], now=now)
             == set()
         )
         stale = (first.id, first.attempts + 1)
-        assert claims.complete_jobs(connection, process_id="p1", fences=[stale], now=now) == set()
-        done = claims.complete_jobs(
+        assert attempts.complete_jobs(connection, process_id="p1", fences=[stale], now=now) == set()
+        done = attempts.complete_jobs(
             connection, process_id="p1", fences=[first.fence, second.fence], now=now
         )
     assert done == {first.id, second.id}
     with jq.transaction() as connection:
         # A finished job is never resurrected by a late write.
         assert (
-            claims.complete_jobs(connection, process_id="p1", fences=[first.fence], now=now)
+            attempts.complete_jobs(connection, process_id="p1", fences=[first.fence], now=now)
             == set()
         )
-        assert not claims.record_failure(
+        assert not attempts.record_failure(
             connection, first, error="late", retry_at=now, final_status=FAILED, now=now
         )
     row = jq.get_job(first.id)
@@ -127,7 +129,7 @@ def test_failure_reschedules_or_fails(jq: JobQueue) -> None:
     (job,) = claim(jq, "p1")
     later = datetime.now(UTC) + timedelta(seconds=30)
     with jq.transaction() as connection:
-        assert claims.record_failure(
+        assert attempts.record_failure(
             connection, job, error="e1", retry_at=later, final_status=FAILED, now=later
         )
     row = jq.get_job(job.id)
@@ -140,12 +142,7 @@ def test_release_returns_jobs_without_counting_a_failure(jq: JobQueue) -> None:
     jq.enqueue_many([JobCall("a")])
     (job,) = claim(jq, "p1")
     with jq.transaction() as connection:
-        assert (
-            claims.release_jobs(
-                connection, process_id="p1", fences=[job.fence], now=datetime.now(UTC)
-            )
-            == 1
-        )
+        assert attempts.release_jobs(connection, process_id="p1", fences=[job.fence]) == 1
     (again,) = claim(jq, "p2")
     assert again.id == job.id and again.attempts == 2 and again.failed_attempts == 0
 
@@ -173,14 +170,14 @@ def test_a_finish_that_beats_the_rescuer_makes_the_rescue_a_no_op(jq: JobQueue) 
     with jq.transaction() as connection:
         processes.deregister(connection, "p1")  # declared dead
     with jq.transaction(read_only=True) as connection:
-        (orphan,) = claims.orphaned_jobs(connection)  # the rescuer's snapshot
+        (orphan,) = attempts.orphaned_jobs(connection)  # the rescuer's snapshot
     now = datetime.now(UTC)
     with jq.transaction() as connection:
-        assert claims.complete_jobs(connection, process_id="p1", fences=[job.fence], now=now) == {
+        assert attempts.complete_jobs(connection, process_id="p1", fences=[job.fence], now=now) == {
             job.id
         }
     with jq.transaction() as connection:
-        assert claims.rescue_job(connection, orphan, error="WorkerLost", now=now) is None
+        assert attempts.rescue_job(connection, orphan, error="WorkerLost", now=now) is None
     assert rescue_orphans(jq) == 0
     row = jq.get_job(job.id)
     assert row is not None

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
-from jobqueue import JobQueue, claims, job
+from jobqueue import JobQueue, job
+from jobqueue.runtime import lifecycle
 from jobqueue.schema import (
     BLOCKED,
     CANCELLED,
@@ -16,6 +17,7 @@ from jobqueue.schema import (
     SUCCEEDED,
     job_semaphores,
 )
+from jobqueue.store import claims
 from jobqueue.testing import drain
 
 
@@ -85,12 +87,12 @@ def test_cancel_and_operator_retry_respect_the_slots(jq: JobQueue) -> None:
 
 
 def test_a_rescued_job_that_fails_for_good_frees_its_slot(jq: JobQueue) -> None:
-    from jobqueue import processes
-    from jobqueue.maintenance import rescue_orphans
+    from jobqueue.runtime.maintenance import rescue_orphans
+    from jobqueue.store import processes
 
     first, second = failing.enqueue().id, failing.enqueue().id
     with jq.transaction() as connection:
-        processes.register(connection, process_id="doomed", kind="worker")
+        lifecycle.register(connection, process_id="doomed", kind="worker")
     with jq.transaction() as connection:
         (claimed,) = claims.claim_jobs(
             connection, process_id="doomed", queues=None, limit=1, now=datetime.now(UTC)

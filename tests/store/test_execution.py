@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobqueue import FailJob, Job, JobQueue, RetryJob, current_job, job, on_failure
-from jobqueue.execution import _global_failure_hooks
+from jobqueue.context import _global_failure_hooks
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.testing import drain, inline
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from jobqueue import JobCall, JobQueue
-from jobqueue.listener import NotifyListener
+from jobqueue.runtime.listener import NotifyListener
 
 
 def test_enqueue_wakes_a_listener_for_its_queue_at_commit(jq: JobQueue) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from jobqueue import JobQueue
-from jobqueue.schedule import RecurringTask, Scheduler
+from jobqueue.recurring import RecurringTask
+from jobqueue.runtime.scheduler import Scheduler
 
 T0 = datetime(2027, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ import pytest
 
 from jobqueue import ConfigurationError
 from jobqueue.cli import build_parser
-from jobqueue.cli_work import build_settings
+from jobqueue.cli.work import build_settings
 
 
 def parse(*argv: str):  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobqueue import ConfigurationError, job
-from jobqueue.schedule import RecurringTask, tasks_from_registry, tasks_from_settings
+from jobqueue.recurring import RecurringTask, tasks_from_registry, tasks_from_settings
 
 
 def at(*parts: int) -> datetime:

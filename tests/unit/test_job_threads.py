@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from jobqueue.job_threads import JobThreads
+from jobqueue.runtime.job_threads import JobThreads
 
 from workers import wait_until
 

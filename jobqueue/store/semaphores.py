@@ -6,34 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import (
-    Connection,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, select, update
 
-from jobqueue.db import dialect_insert
-from jobqueue.schema import (
-    BLOCKED,
-    PENDING,
-    job_queue,
-    job_semaphores,
-)
+from jobqueue.schema import BLOCKED, PENDING, job_queue, job_semaphores
+from jobqueue.store.dialect import insert_ignoring_duplicate
 
 
 def acquire_slot(connection: Connection, key: str, limit: int) -> bool:
     """Take one of ``limit`` slots of ``key``; False means the job must wait as blocked."""
-    dialect = connection.dialect.name
     row = {"key": key, "max_running": limit, "held": 0}
-    if dialect in ("mysql", "mariadb"):
-        connection.execute(insert(job_semaphores).prefix_with("IGNORE").values(**row))
-    else:
-        connection.execute(
-            dialect_insert(dialect, job_semaphores)
-            .values(**row)
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
+    connection.execute(
+        insert_ignoring_duplicate(connection.dialect.name, job_semaphores, ["key"]).values(**row)
+    )
     result = connection.execute(
         update(job_semaphores)
         .where(job_semaphores.c.key == key, job_semaphores.c.held < limit)

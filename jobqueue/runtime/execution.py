@@ -7,80 +7,24 @@ decision (retry at a time, fail, cancel) is made here; writing it is the caller'
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from jobqueue.claims import ClaimedJob
+from jobqueue.context import JobTimeoutError, global_hooks, job_context
+from jobqueue.error_record import ErrorRecord
 from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob, backoff_delay
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.serialization import decode_arguments
+from jobqueue.store.claims import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
-
-MAX_ERROR_CHARS = 32_000
-
-_current_job: ContextVar[ClaimedJob | None] = ContextVar("jobqueue_current_job", default=None)
-
-_global_failure_hooks: list[Callable[..., Any]] = []
-_global_retry_hooks: list[Callable[..., Any]] = []
-
-
-_cancel_requested: set[str] = set()
-
-
-def request_cancel(job_id: str) -> None:
-    """Mark a running job as asked to stop (the worker calls this when an operator cancels)."""
-    _cancel_requested.add(job_id)
-
-
-def forget_cancel(job_id: str) -> None:
-    _cancel_requested.discard(job_id)
-
-
-def cancel_requested() -> bool:
-    """True when an operator asked the job running in this thread or task to stop.
-
-    Long jobs check it between units of work and ``raise JobCancelled()`` (or return early);
-    the request reaches the worker with its next heartbeat.
-    """
-    job = _current_job.get()
-    return job is not None and job.id in _cancel_requested
-
-
-def current_job() -> ClaimedJob | None:
-    """The job this code runs in (id, name, queue, attempts), or None outside a job."""
-    return _current_job.get()
-
-
-def on_failure(hook: Callable[..., Any]) -> Callable[..., Any]:
-    """Register ``hook(job, error)`` for every job whose attempt failed for good."""
-    _global_failure_hooks.append(hook)
-    return hook
-
-
-def on_retry(hook: Callable[..., Any]) -> Callable[..., Any]:
-    """Register ``hook(job, error)`` for every failed attempt that will be retried."""
-    _global_retry_hooks.append(hook)
-    return hook
-
-
-class JobTimeoutError(Exception):
-    """The attempt ran longer than the job's ``timeout``."""
-
-
-class WorkerLostError(Exception):
-    """The process running the attempt died or was declared dead."""
 
 
 @dataclass(frozen=True)
@@ -100,24 +44,13 @@ class Outcome:
 SUCCESS = Outcome(SUCCEEDED)
 
 
-def format_error(error: BaseException) -> str:
-    """The error as JSON ``{"type", "message", "traceback"}``, truncated to a bounded size."""
-    kind = type(error)
-    text = "".join(traceback.format_exception(error))
-    if len(text) > MAX_ERROR_CHARS:
-        text = text[: MAX_ERROR_CHARS // 4] + "\n...\n" + text[-MAX_ERROR_CHARS // 2 :]
-    message = str(error)[:4000]
-    return json.dumps(
-        {"type": f"{kind.__module__}.{kind.__qualname__}", "message": message, "traceback": text}
-    )
-
-
 def worker_lost_error(job: ClaimedJob) -> str:
+    """The error record of an attempt whose process died or was declared dead."""
     message = (
         f"the process {job.claimed_by} running attempt {job.attempts} died or was declared "
         "dead (no heartbeat), so the attempt was interrupted"
     )
-    return json.dumps({"type": "jobqueue.WorkerLost", "message": message, "traceback": ""})
+    return ErrorRecord("jobqueue.WorkerLost", message).to_json()
 
 
 def resolve(job: ClaimedJob) -> tuple[JobDefinition, list[Any], dict[str, Any]]:
@@ -125,19 +58,6 @@ def resolve(job: ClaimedJob) -> tuple[JobDefinition, list[Any], dict[str, Any]]:
     definition = registry.get(job.name)
     args, kwargs = decode_arguments(job.args_json)
     return definition, args, kwargs
-
-
-@contextmanager
-def job_context(job: ClaimedJob) -> Iterator[None]:
-    """Bind the job to the logging context and to :func:`current_job` while it runs."""
-    token = _current_job.set(job)
-    with structlog.contextvars.bound_contextvars(
-        job_id=job.id, job_name=job.name, queue=job.queue, attempt=job.attempts
-    ):
-        try:
-            yield
-        finally:
-            _current_job.reset(token)
 
 
 def run_sync(job: ClaimedJob) -> Outcome:
@@ -184,8 +104,7 @@ def decide(job: ClaimedJob, error: BaseException, now: datetime | None = None) -
     now = now or datetime.now(UTC)
     definition = registry.find(job.name)
     options = definition.options if definition is not None else None
-    text = format_error(error)
-    exhausted = job.failed_attempts + 1 >= job.max_attempts
+    text = ErrorRecord.of(error).to_json()
     if isinstance(error, FailJob):
         return Outcome(FAILED, text, None, error)
     if isinstance(error, JobCancelled):
@@ -198,7 +117,7 @@ def decide(job: ClaimedJob, error: BaseException, now: datetime | None = None) -
         and not isinstance(error, (*options.retry_on, RetryJob))
     ):
         return Outcome(FAILED, text, None, error)
-    if exhausted:
+    if job.is_last_attempt:
         return Outcome(FAILED, text, None, error)
     retry_at = error.retry_at(now) if isinstance(error, RetryJob) else None
     if retry_at is None:
@@ -214,15 +133,8 @@ def decide_safely(job: ClaimedJob, error: BaseException) -> Outcome:
     try:
         return decide(job, error)
     except BaseException as failure:
-        kind = type(error)
-        text = json.dumps(
-            {
-                "type": f"{kind.__module__}.{kind.__qualname__}",
-                "message": f"(the error could not be recorded in full: {failure!r})",
-                "traceback": "",
-            }
-        )
-        if job.failed_attempts + 1 >= job.max_attempts:
+        text = ErrorRecord.unrecordable(error, failure).to_json()
+        if job.is_last_attempt:
             return Outcome(FAILED, text, None, error)
         return Outcome(PENDING, text, datetime.now(UTC) + timedelta(seconds=60), error)
 
@@ -238,7 +150,7 @@ def run_hooks(job: ClaimedJob, outcome: Outcome) -> None:
         own = definition.options.on_retry if retrying else definition.options.on_failure
         if own is not None:
             hooks.append(own)
-    hooks.extend(_global_retry_hooks if retrying else _global_failure_hooks)
+    hooks.extend(global_hooks(retrying=retrying))
     for hook in hooks:
         try:
             hook(job, outcome.exception)

@@ -20,15 +20,17 @@ from datetime import timedelta
 from typing import Any
 
 from jobqueue.apps import import_apps
-from jobqueue.cli_admin import parse_duration
+from jobqueue.cli.common import parse_duration
 from jobqueue.config import find_project_settings, resolve_database_url
 from jobqueue.errors import ConfigurationError
-from jobqueue.schedule import tasks_from_settings
+from jobqueue.recurring import tasks_from_settings
+from jobqueue.runtime.supervisor import Supervisor, SupervisorSettings
 from jobqueue.settings import DEFAULT_THREADS, WorkerSettings, timing_from_environment
-from jobqueue.supervisor import Supervisor, SupervisorSettings
 
 
 def add_work_parser(commands: Any) -> None:
+    """Longer than usual because it is the flat list of ``jobrunner work``'s options, read
+    top to bottom like its ``--help``."""
     work = commands.add_parser("work", help="run workers: claim due jobs and run them")
     work.add_argument(
         "--app",
@@ -144,30 +146,7 @@ def build_settings(args: argparse.Namespace) -> SupervisorSettings:
         log_level=args.log_level,
         **timing,
     )
-    declared = project.values.get("workers")
-    groups: list[tuple[WorkerSettings, int]] = []
-    if declared and args.queues is None and args.processes is None and args.threads is None:
-        if not isinstance(declared, list):
-            raise ConfigurationError("[tool.jobqueue] workers must be an array of tables")
-        for index, group in enumerate(declared):
-            where = f"[[tool.jobqueue.workers]] #{index + 1}"
-            settings = WorkerSettings(
-                **{
-                    **base.__dict__,
-                    "queues": _queue_list(group.get("queues"), where),
-                    "threads": int(group.get("threads", DEFAULT_THREADS)),
-                }
-            )
-            groups.append((settings.validate(), int(group.get("processes", 1))))
-    else:
-        settings = WorkerSettings(
-            **{
-                **base.__dict__,
-                "queues": _queue_list(args.queues, "--queues"),
-                "threads": args.threads or DEFAULT_THREADS,
-            }
-        )
-        groups.append((settings.validate(), args.processes if args.processes is not None else 1))
+    groups = _groups(args, base, project.values.get("workers"))
     if any(count < 1 for _, count in groups):
         raise ConfigurationError("--processes must be at least 1")
     return SupervisorSettings(
@@ -180,6 +159,37 @@ def build_settings(args: argparse.Namespace) -> SupervisorSettings:
         retention=_retention(args, project.values),
         recurring=tasks_from_settings(project.values),
     )
+
+
+def _groups(
+    args: argparse.Namespace, base: WorkerSettings, declared: Any
+) -> list[tuple[WorkerSettings, int]]:
+    """(settings, processes) per worker group: from the command line, or else from
+    ``[[tool.jobqueue.workers]]``."""
+    cli_given = (args.queues, args.processes, args.threads)
+    if not declared or any(value is not None for value in cli_given):
+        settings = WorkerSettings(
+            **{
+                **base.__dict__,
+                "queues": _queue_list(args.queues, "--queues"),
+                "threads": args.threads or DEFAULT_THREADS,
+            }
+        )
+        return [(settings.validate(), args.processes if args.processes is not None else 1)]
+    if not isinstance(declared, list):
+        raise ConfigurationError("[tool.jobqueue] workers must be an array of tables")
+    groups = []
+    for index, group in enumerate(declared):
+        where = f"[[tool.jobqueue.workers]] #{index + 1}"
+        settings = WorkerSettings(
+            **{
+                **base.__dict__,
+                "queues": _queue_list(group.get("queues"), where),
+                "threads": int(group.get("threads", DEFAULT_THREADS)),
+            }
+        )
+        groups.append((settings.validate(), int(group.get("processes", 1))))
+    return groups
 
 
 def _retention(args: argparse.Namespace, project: dict[str, Any]) -> timedelta:

@@ -12,9 +12,9 @@ import threading
 from collections.abc import Callable, Sequence
 
 import structlog
-from sqlalchemy.engine import make_url
 
-from jobqueue.store import NOTIFY_CHANNEL
+from jobqueue.db import libpq_conninfo
+from jobqueue.store.jobs import listen
 
 log = structlog.get_logger("jobqueue.worker")
 
@@ -27,8 +27,7 @@ class NotifyListener:
         wake: Callable[[], None],
         stopped: threading.Event,
     ) -> None:
-        url = make_url(database_url)
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conninfo = libpq_conninfo(database_url)
         self._queues = set(queues) if queues is not None else None
         self._wake = wake
         self._stopped = stopped
@@ -44,7 +43,7 @@ class NotifyListener:
         while not self._stopped.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    listen(conn)
                     delay = 0.1
                     self._wake()  # anything enqueued while we were not listening
                     while not self._stopped.is_set():

@@ -1,8 +1,8 @@
 """``jobrunner work``: a supervisor that starts worker processes, restarts those that die, runs
-the maintenance duties, and passes signals on.
+the maintenance duties and the scheduler, and passes signals on.
 
-Workers are started with ``subprocess`` (``python -m jobqueue._worker_main``), never ``fork``:
-no inherited pooled connections or threads. Each child gets a fresh process id from the
+How a worker is started (forked while the supervisor is single-threaded, else a fresh
+interpreter) is :mod:`jobqueue.runtime.spawn`'s. Each child gets a fresh process id from the
 supervisor, so when a child exits the supervisor rescues its jobs at once instead of waiting
 for its heartbeat to expire.
 """
@@ -11,27 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from types import FrameType
-from typing import Any
+from datetime import timedelta
 
 import structlog
 from ulid import ULID
 
-from jobqueue import maintenance, processes
-from jobqueue._worker_main import ForkedProcess, start_worker_process
 from jobqueue.db import mask_url
 from jobqueue.queue import JobQueue
-from jobqueue.schedule import RecurringTask, Scheduler, tasks_from_registry
-from jobqueue.schema import SUCCEEDED
+from jobqueue.recurring import RecurringTask, tasks_from_registry
+from jobqueue.runtime import maintenance
+from jobqueue.runtime.lifecycle import StopSignals, register_when_reachable
+from jobqueue.runtime.maintenance import MaintenancePass
+from jobqueue.runtime.scheduler import Scheduler
+from jobqueue.runtime.spawn import ForkedProcess, start_worker_process
+from jobqueue.runtime.worker import EXIT_OK, EXIT_RECYCLE
 from jobqueue.settings import WorkerSettings
-from jobqueue.worker import EXIT_OK, EXIT_RECYCLE
+from jobqueue.store import processes
 
 log = structlog.get_logger("jobqueue.supervisor")
 
@@ -64,10 +63,6 @@ class SupervisorSettings:
     process_id: str = field(default_factory=lambda: str(ULID()))
 
 
-def _note_child_exit(_signum: int, _frame: FrameType | None) -> None:
-    """Nothing to do here: the wakeup pipe already woke the loop, which reaps the child."""
-
-
 class Supervisor:
     def __init__(self, settings: SupervisorSettings) -> None:
         self.settings = settings
@@ -79,38 +74,37 @@ class Supervisor:
             busy_timeout_ms=int(first.sqlite_busy_timeout * 1000),
         )
         self.children: list[Child] = []
-        self._signals = 0
+        # Counts stop signals and wakes the loop at once for them and for a child's exit: a
+        # finished ``--burst`` worker or a crashed one is seen within a millisecond.
+        self._signals = StopSignals(wakeup=True)
         self._stopping = False
         self._forwarded_quit = False
         self._stop_deadline = 0.0
-        self._wakeup: tuple[int, int] | None = None  # (read, write) ends of the wakeup pipe
-        self._previous_wakeup_fd = -1
-        self._previous_handlers: dict[int, Any] = {}
-        # Until then (database clock), heartbeat ages are not trusted: see _maintain.
-        self._ages_trusted_from = datetime.min.replace(tzinfo=UTC)
-        self._contact_failures = 0
-        self._next_runs_prune = 0.0  # monotonic time of the next pruning of recurring runs
         tasks = tasks_from_registry() + settings.recurring
         self.scheduler = Scheduler(self.jobqueue, tasks) if tasks else None
+        self.maintenance = MaintenancePass(
+            self.jobqueue,
+            process_id=self.process_id,
+            heartbeat_interval=settings.heartbeat_interval,
+            dead_threshold=settings.dead_threshold,
+            retention=settings.retention,
+            scheduler=self.scheduler,
+        )
 
     def run(self) -> int:
-        self._install_signal_handlers()
+        self._signals.install()
         try:
             return self._run()
         finally:
-            self._uninstall_signal_handlers()
+            self._signals.uninstall()
 
     def _run(self) -> int:
-        def register() -> None:
-            with self.jobqueue.transaction() as connection:
-                processes.register(connection, process_id=self.process_id, kind="supervisor")
-
-        if not processes.start_when_reachable(
+        if not register_when_reachable(
             self.jobqueue,
-            register,
             process_id=self.process_id,
+            kind="supervisor",
             sleep=self._sleep_unless_signalled,
-            stopping=lambda: self._signals > 0,
+            stopping=lambda: self._signals.count > 0,
         ):
             self.jobqueue.close()
             return 0  # stopped by a signal while waiting for the database
@@ -131,30 +125,11 @@ class Supervisor:
                 child = Child(replace(worker_settings, supervisor_id=self.process_id))
                 self.children.append(child)
                 self._spawn(child)
-        self._maintain()
-        next_maintenance = time.monotonic()
+        self.maintenance.run()
         try:
-            while True:
-                self._handle_signals()
-                self._reap()
-                if all(
-                    child.process is None and (child.done or self._stopping)
-                    for child in self.children
-                ):
-                    break
-                now = time.monotonic()
-                if self._stopping and now > self._stop_deadline:
-                    self._kill_remaining()
-                if not self._stopping:
-                    self._restart_due(now)
-                if self.scheduler is not None and not self._stopping:
-                    self._schedule()
-                if now >= next_maintenance:
-                    next_maintenance = now + self.settings.heartbeat_interval
-                    self._maintain()
-                self._pause(_TICK)
+            self._supervise()
         finally:
-            self._maintain()
+            self.maintenance.run()
             try:
                 with self.jobqueue.transaction() as connection:
                     processes.deregister(connection, self.process_id)
@@ -163,6 +138,29 @@ class Supervisor:
             log.info("process_stopped", kind="supervisor", process_id=self.process_id)
             self.jobqueue.close()
         return 0
+
+    def _supervise(self) -> None:
+        """Until every child is done (burst) or stopped: pass signals on, reap and restart
+        children, fire recurring tasks, and run maintenance every heartbeat interval."""
+        next_maintenance = time.monotonic()
+        while True:
+            self._handle_signals()
+            self._reap()
+            if all(
+                child.process is None and (child.done or self._stopping) for child in self.children
+            ):
+                return
+            now = time.monotonic()
+            if self._stopping and now > self._stop_deadline:
+                self._kill_remaining()
+            if not self._stopping:
+                self._restart_due(now)
+            if self.scheduler is not None and not self._stopping:
+                self._schedule()
+            if now >= next_maintenance:
+                next_maintenance = now + self.settings.heartbeat_interval
+                self.maintenance.run()
+            self._signals.pause(_TICK)
 
     # -- children ----------------------------------------------------------------------------
 
@@ -227,58 +225,13 @@ class Supervisor:
 
     # -- signals -----------------------------------------------------------------------------
 
-    def _install_signal_handlers(self) -> None:
-        """Count stop signals, and wake the loop at once for them and for a child's exit.
-
-        A pipe is the signals' wakeup fd (CPython writes to it from its C-level handler), and
-        the loop waits on it instead of sleeping a whole tick: a finished ``--burst`` worker or
-        a crashed one is seen within a millisecond, not up to a tenth of a second later.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            self._signals += 2 if signum == signal.SIGQUIT else 1
-
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            self._previous_handlers[signum] = signal.signal(signum, on_signal)
-        read_end, write_end = os.pipe()
-        for end in (read_end, write_end):
-            os.set_blocking(end, False)
-        self._previous_wakeup_fd = signal.set_wakeup_fd(write_end)
-        # A handler of its own, or SIGCHLD (ignored by default) would never reach the pipe.
-        self._previous_handlers[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _note_child_exit)
-        self._wakeup = (read_end, write_end)
-
-    def _uninstall_signal_handlers(self) -> None:
-        """Put back what was there: a supervisor run inside a test or an embedding process
-        must not leave its handlers or its pipe behind."""
-        if self._wakeup is None:
-            return
-        signal.set_wakeup_fd(self._previous_wakeup_fd)
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
-        for end in self._wakeup:
-            os.close(end)
-        self._wakeup = None
-
-    def _pause(self, seconds: float) -> None:
-        """Sleep up to ``seconds``, waking early for a signal or a child's exit."""
-        if self._wakeup is None:
-            time.sleep(seconds)
-            return
-        read_end = self._wakeup[0]
-        select.select([read_end], [], [], seconds)
-        with contextlib.suppress(BlockingIOError):
-            os.read(read_end, 512)
-
     def _sleep_unless_signalled(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while self._signals == 0 and (remaining := deadline - time.monotonic()) > 0:
-            self._pause(min(_TICK, remaining))
+        while self._signals.count == 0 and (remaining := deadline - time.monotonic()) > 0:
+            self._signals.pause(min(_TICK, remaining))
 
     def _handle_signals(self) -> None:
-        if self._signals == 0:
+        if self._signals.count == 0:
             return
         if not self._stopping:
             self._stopping = True
@@ -286,7 +239,7 @@ class Supervisor:
             self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout + 10
             log.info("process_stopping", kind="supervisor", process_id=self.process_id)
             self._send(signal.SIGTERM)
-        if self._signals >= 2 and not self._forwarded_quit:
+        if self._signals.count >= 2 and not self._forwarded_quit:
             self._forwarded_quit = True
             self._send(signal.SIGQUIT)
 
@@ -304,55 +257,3 @@ class Supervisor:
             self.scheduler.tick()
         except Exception as error:  # the next tick retries; occurrences are never doubled
             log.warning("scheduler_failed", error=str(error).splitlines()[0])
-
-    def _maintain(self) -> None:
-        """Heartbeat, declare dead processes, rescue their jobs, prune old ones.
-
-        The heartbeat and the dead-process check share one transaction, so the check knows how
-        long this supervisor itself was out of contact: a failed heartbeat, or a wait for a lock
-        that held everyone up. If its own previous heartbeat is more than two intervals old,
-        the rows of live processes went stale along with it; for one dead threshold from now,
-        only vanished pids count as dead, which gives every live process time to heartbeat
-        again. Without this, the first pass after an outage would declare every worker dead and
-        run their jobs twice.
-        """
-        interval, threshold = self.settings.heartbeat_interval, self.settings.dead_threshold
-        try:
-            with self.jobqueue.transaction() as connection:
-                previous, now = processes.renew(connection, self.process_id)
-                if previous is None:
-                    # A supervisor holds no jobs: if it was reaped, it simply registers again.
-                    processes.register(connection, process_id=self.process_id, kind="supervisor")
-                gap = (now - previous).total_seconds() if previous is not None else None
-                if gap is None or gap > 2 * interval:
-                    self._ages_trusted_from = now + timedelta(seconds=threshold)
-                trusted = now >= self._ages_trusted_from
-                maintenance.declare_dead(
-                    connection, threshold_seconds=threshold if trusted else None
-                )
-        except Exception as error:  # the next round will retry
-            self._contact_failures += 1
-            log.warning(
-                "heartbeat_failed", process_id=self.process_id, error=str(error).splitlines()[0]
-            )
-            return
-        if gap is None or gap > 2 * interval:
-            log.info(
-                "database_contact_restored",
-                process_id=self.process_id,
-                out_of_contact_seconds=round(gap, 3) if gap is not None else None,
-                failed_heartbeats=self._contact_failures,
-                heartbeat_ages_trusted_in=threshold,
-            )
-        self._contact_failures = 0
-        try:
-            maintenance.rescue_orphans(self.jobqueue)
-            # A few small batches per pass: pruning never holds up claiming for long.
-            self.jobqueue.admin.prune(
-                status=SUCCEEDED, older_than=self.settings.retention, max_batches=10
-            )
-            if self.scheduler is not None and time.monotonic() >= self._next_runs_prune:
-                self._next_runs_prune = time.monotonic() + 60
-                self.scheduler.prune_runs()
-        except Exception as error:  # the next round will retry
-            log.warning("maintenance_failed", error=str(error).splitlines()[0])

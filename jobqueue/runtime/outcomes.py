@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import Connection
 
-from jobqueue import claims, counters, semaphores
-from jobqueue.claims import ClaimedJob
-from jobqueue.execution import Outcome
-from jobqueue.schema import CANCELLED, FAILED, PENDING
+from jobqueue.database import Database
+from jobqueue.runtime.execution import Outcome
+from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
+from jobqueue.store import attempts, counters, semaphores
+from jobqueue.store.claims import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
 
@@ -104,19 +104,19 @@ def write_records(
     releases = [r for r in records if r.outcome.status == RELEASED]
     failures = [r for r in records if not r.outcome.succeeded and r.outcome.status != RELEASED]
     if successes:
-        done = claims.complete_jobs(
+        done = attempts.complete_jobs(
             connection, process_id=process_id, fences=[r.job.fence for r in successes], now=now
         )
         for record in successes:
             (report.succeeded if record.job.id in done else report.rejected).append(record)
     if releases:
-        claims.release_jobs(
-            connection, process_id=process_id, fences=[r.job.fence for r in releases], now=now
+        attempts.release_jobs(
+            connection, process_id=process_id, fences=[r.job.fence for r in releases]
         )
         report.released = releases
     for record in failures:
         outcome = record.outcome
-        ok = claims.record_failure(
+        ok = attempts.record_failure(
             connection,
             record.job,
             error=outcome.error or "",
@@ -129,46 +129,34 @@ def write_records(
     keys = [r.job.concurrency_key for r in ended if r.job.concurrency_key is not None]
     if keys:
         semaphores.release_slots(connection, keys)
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for record in report.succeeded:
-        counts[record.job.queue]["succeeded"] += 1
-    for record in report.failed:
-        counts[record.job.queue][STAT_KIND[record.outcome.status]] += 1
-    if counts:
-        counters.bump_stats(connection, shard=process_id, now=now, counts=counts)
+    counted = [(r.job.queue, SUCCEEDED) for r in report.succeeded]
+    counted += [(r.job.queue, r.outcome.status) for r in report.failed]
+    counters.bump_outcomes(connection, shard=process_id, now=now, outcomes=counted)
     return report
-
-
-#: Outcome status -> the counter it adds to.
-STAT_KIND = {PENDING: "retried", FAILED: "failed", CANCELLED: "discarded"}
 
 
 def log_report(report: WriteReport) -> None:
     """One event per state change, after the transaction that made it committed."""
     for record in report.succeeded:
-        log.debug("job_succeeded", **job_fields(record.job))
+        log.debug("job_succeeded", **record.job.log_fields)
     for record in report.released:
-        log.info("job_released", **job_fields(record.job))
+        log.info("job_released", **record.job.log_fields)
     for record in report.failed:
         _log_failure(record)
     for record in report.rejected:
         log.warning(
             "job_write_rejected",
-            **job_fields(record.job),
+            **record.job.log_fields,
             outcome=record.outcome.status,
             reason="the job is no longer held by this attempt (rescued or finished)",
         )
-
-
-def job_fields(job: ClaimedJob) -> dict[str, object]:
-    return {"job_id": job.id, "job_name": job.name, "queue": job.queue, "attempt": job.attempts}
 
 
 def _log_failure(record: Record) -> None:
     outcome = record.outcome
     error = outcome.exception
     summary = _summary(error) if error is not None else outcome.error
-    fields = job_fields(record.job)
+    fields = record.job.log_fields
     if outcome.status == PENDING:
         assert outcome.retry_at is not None
         log.info(
@@ -191,3 +179,41 @@ def _summary(error: BaseException) -> str:
         return f"{type(error).__name__}: {error}"
     except Exception:  # an exception whose str() raises still gets logged
         return f"{type(error).__name__}: <unprintable>"
+
+
+def write_remaining(
+    database: Database,
+    process_id: str,
+    pending: PendingOutcomes,
+    cycle_lock: threading.Lock,
+    *,
+    deadline: float,
+) -> None:
+    """Write every outstanding outcome, retrying through a database blip until ``deadline``
+    (a stopping worker's last duty); what cannot be written stays running until rescued as an
+    orphan."""
+    delay = 0.05
+    while True:
+        with cycle_lock:
+            records = pending.take(force=True)
+            if not records:
+                return
+            try:
+                with database.transaction() as connection:
+                    report = write_records(connection, process_id, records, datetime.now(UTC))
+            except Exception as error:  # retried until the deadline
+                if time.monotonic() > deadline:
+                    log.error(
+                        "job_outcome_not_recorded",
+                        job_ids=[r.job.id for r in records],
+                        error=str(error).splitlines()[0],
+                    )
+                    return
+                pending.requeue(records)
+                log.warning("job_outcome_write_retry", error=str(error).splitlines()[0])
+                report = None
+        if report is not None:
+            log_report(report)
+        else:
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)

@@ -4,24 +4,26 @@ outcomes, so the figures survive pruning and never go down."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from jobqueue.db import dialect_insert
-from jobqueue.schema import (
-    job_stats,
-)
+from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED, job_stats
+from jobqueue.store.dialect import dialect_insert, is_mysql
 
 STAT_KINDS = ("succeeded", "retried", "failed", "discarded")
+#: The status an attempt left its job in -> the counter it adds to (a failed attempt that
+#: will be retried leaves the job pending).
+STAT_KIND = {SUCCEEDED: "succeeded", PENDING: "retried", FAILED: "failed", CANCELLED: "discarded"}
 
 
 @functools.cache
 def _upsert(dialect: str) -> Any:
     """INSERT ... add-on-conflict for ``dialect``, built once; values come as parameters."""
-    if dialect in ("mysql", "mariadb"):
+    if is_mysql(dialect):
         mysql_statement = dialect_insert(dialect, job_stats)
         return mysql_statement.on_duplicate_key_update(
             {kind: job_stats.c[kind] + mysql_statement.inserted[kind] for kind in STAT_KINDS}
@@ -48,6 +50,27 @@ def bump_stats(
         values = {"minute": minute, "queue": queue, "process_id": shard}
         values.update({kind: by_kind.get(kind, 0) for kind in STAT_KINDS})
         connection.execute(_upsert(connection.dialect.name), values)
+
+
+def bump_outcomes(
+    connection: Connection, *, shard: str, now: datetime, outcomes: Iterable[tuple[str, str]]
+) -> None:
+    """Count attempts that ended, given as (queue, status the attempt left the job in)."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for queue, status in outcomes:
+        counts[queue][STAT_KIND[status]] += 1
+    if counts:
+        bump_stats(connection, shard=shard, now=now, counts=counts)
+
+
+def sums(
+    connection: Connection, *, since: datetime, queues: Iterable[str] | None = None
+) -> tuple[int, ...]:
+    """Outcome counts after ``since`` (of ``queues``, default all), in STAT_KINDS order."""
+    query = select(*_sums()).where(job_stats.c.minute > since)
+    if queues is not None:
+        query = query.where(job_stats.c.queue.in_(list(queues)))
+    return tuple(int(value) for value in connection.execute(query).one())
 
 
 def _sums() -> list[Any]:

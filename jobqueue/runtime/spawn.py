@@ -1,5 +1,5 @@
 """How the supervisor starts a worker process: forked from the supervisor, or as
-``python -m jobqueue._worker_main SETTINGS_JSON``.
+``python -m jobqueue.runtime.spawn SETTINGS_JSON``.
 
 Forking is the default where it is safe: the child starts with the supervisor's imports
 (SQLAlchemy, the apps) already done, which saves about half a second per worker start, and a
@@ -21,8 +21,9 @@ import time
 
 import structlog
 
+from jobqueue.queue import forget_default_connections
+from jobqueue.runtime.worker import EXIT_STARTUP_FAILED, Worker
 from jobqueue.settings import WorkerSettings
-from jobqueue.worker import EXIT_STARTUP_FAILED, Worker
 
 log = structlog.get_logger("jobqueue.worker")
 
@@ -63,17 +64,13 @@ def start_worker_process(settings: WorkerSettings) -> ForkedProcess | subprocess
         if pid == 0:
             _forked_child(settings)  # never returns
         return ForkedProcess(pid)
-    return subprocess.Popen([sys.executable, "-m", "jobqueue._worker_main", settings.to_json()])
+    return subprocess.Popen([sys.executable, "-m", "jobqueue.runtime.spawn", settings.to_json()])
 
 
 def _forked_child(settings: WorkerSettings) -> None:
     try:
-        from jobqueue import queue
-
-        default = queue._default
-        if default is not None and default._engine is not None:
-            # Connections the parent opened belong to the parent: forget them, unclosed.
-            default._engine.dispose(close=False)
+        # Connections the parent opened belong to the parent: forget them, unclosed.
+        forget_default_connections()
         # ULIDs are monotonic within a millisecond from state this child shares with its
         # parent; starting in a later millisecond keeps the two from producing the same id.
         time.sleep(0.002)

@@ -1,13 +1,13 @@
-"""Writing and reading job rows: insert (plain and unique), fetch, count, the schema
-revision, and the PostgreSQL wake-up. Each function runs on the caller's ``Connection`` and
-transaction; dialect branches live here, in the other store modules and in :mod:`jobqueue.db`.
+"""Writing and reading job rows: insert (plain, unique, with a concurrency slot), fetch,
+count, and the PostgreSQL wake-up. Each function runs on the caller's ``Connection`` and
+transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -17,14 +17,12 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from jobqueue.db import dialect_insert
-from jobqueue.schema import (
-    VERSION_TABLE,
-    job_queue,
-)
+from jobqueue.error_record import ErrorRecord
+from jobqueue.schema import BLOCKED, PENDING, job_queue
 from jobqueue.serialization import decode_arguments
+from jobqueue.store.dialect import insert_ignoring_duplicate, is_mysql
+from jobqueue.store.semaphores import acquire_slot, release_slots
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,11 @@ class JobRecord:
     def kwargs(self) -> dict[str, Any]:
         return decode_arguments(self.args_json)[1]
 
+    @property
+    def error(self) -> ErrorRecord | None:
+        """The last failed attempt's error, or None."""
+        return ErrorRecord.parse(self.last_error) if self.last_error else None
+
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
         values = dict(row)
@@ -69,6 +72,11 @@ def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
     """Insert job rows; several rows go as one ``executemany`` (never one giant VALUES list)."""
     if rows:
         connection.execute(job_queue.insert(), list(rows))
+
+
+def insert_alone(connection: Connection, row: Mapping[str, Any], *, wake: bool) -> None:
+    """Insert one job with the statement of :func:`insert_alone_statement`."""
+    connection.execute(insert_alone_statement(connection.dialect.name, wake=wake), row)
 
 
 def insert_alone_statement(dialect: str, *, wake: bool) -> Any:
@@ -118,34 +126,26 @@ def job_exists(connection: Connection, job_id: str) -> bool:
 
 
 def insert_unique(connection: Connection, row: Mapping[str, Any]) -> str | None:
-    """Insert a job whose ``unique_key`` must not be held by another pending or running job.
+    """Insert a job whose ``unique_key`` must not be held by another unfinished job (pending,
+    blocked or running: the key is cleared when a job ends).
 
     Returns None when inserted, else the id of the job holding the key. The database's unique
-    index decides, so concurrent enqueuers agree; the conflict is skipped (ON CONFLICT DO
-    NOTHING / INSERT IGNORE) rather than raised, which would abort a caller's PostgreSQL
-    transaction. If the holder finishes between the conflict and the look-up, try again.
+    index decides, so concurrent enqueuers agree; the conflict is skipped rather than raised
+    (see :func:`~jobqueue.store.dialect.insert_ignoring_duplicate`). If the holder finishes
+    between the conflict and the look-up, try again.
     """
     dialect = connection.dialect.name
     key = row["unique_key"]
+    # The unique index is partial (only set keys): the conflict target says so.
+    statement = insert_ignoring_duplicate(
+        dialect, job_queue, ["unique_key"], where=job_queue.c.unique_key.is_not(None)
+    ).values(**row)
     for _ in range(10):
-        if dialect in ("mysql", "mariadb"):
-            # Every value was validated before, so IGNORE can only be skipping the duplicate.
-            result = connection.execute(insert(job_queue).prefix_with("IGNORE").values(**row))
-            if result.rowcount == 1:
+        if is_mysql(dialect):
+            if connection.execute(statement).rowcount == 1:
                 return None
-        else:
-            statement = (
-                dialect_insert(dialect, job_queue)
-                .values(**row)
-                .on_conflict_do_nothing(
-                    # The unique index is partial (only set keys): the conflict target says so.
-                    index_elements=["unique_key"],
-                    index_where=job_queue.c.unique_key.is_not(None),
-                )
-                .returning(job_queue.c.id)
-            )
-            if connection.execute(statement).scalar() is not None:
-                return None
+        elif connection.execute(statement.returning(job_queue.c.id)).scalar() is not None:
+            return None
         holder = connection.execute(
             select(job_queue.c.id).where(job_queue.c.unique_key == key)
         ).scalar()
@@ -154,17 +154,38 @@ def insert_unique(connection: Connection, row: Mapping[str, Any]) -> str | None:
     raise RuntimeError(f"could not insert or find the unique job with key {key}")
 
 
+def insert_rows(
+    connection: Connection, rows: list[dict[str, Any]], limits: list[int | None]
+) -> dict[int, str]:
+    """Insert job rows in the caller's transaction; returns {row index: id of the queued job}
+    for unique rows whose key was taken, which are not inserted. A row with a concurrency
+    limit takes a slot (pending) or waits without one (blocked)."""
+    plain = [row for row in rows if row["unique_key"] is None and row["concurrency_key"] is None]
+    insert_jobs(connection, plain)
+    existing: dict[int, str] = {}
+    for index, row in enumerate(rows):
+        key, limit = row["concurrency_key"], limits[index]
+        if row["unique_key"] is None and key is None:
+            continue
+        if key is not None and limit is not None:
+            row["status"] = PENDING if acquire_slot(connection, key, limit) else BLOCKED
+        if row["unique_key"] is None:
+            insert_jobs(connection, [row])
+            continue
+        found = insert_unique(connection, row)
+        if found is not None:
+            existing[index] = found
+            if key is not None and row["status"] == PENDING:
+                release_slots(connection, [key])  # the queued twin keeps its own
+    if connection.dialect.name == "postgresql":
+        now = datetime.now(UTC)
+        notify_enqueued(connection, {r["queue"] for r in rows if r["scheduled_for"] <= now})
+    return existing
+
+
 def fetch_job(connection: Connection, job_id: str) -> JobRecord | None:
     row = connection.execute(select(job_queue).where(job_queue.c.id == job_id)).mappings().first()
     return JobRecord.from_row(row) if row is not None else None
-
-
-def fetch_jobs(connection: Connection, job_ids: Iterable[str]) -> list[JobRecord]:
-    ids = list(job_ids)
-    rows = connection.execute(
-        select(job_queue).where(job_queue.c.id.in_(ids)).order_by(job_queue.c.id)
-    ).mappings()
-    return [JobRecord.from_row(row) for row in rows]
 
 
 def count_jobs(
@@ -178,31 +199,6 @@ def count_jobs(
     return int(connection.execute(query).scalar_one())
 
 
-def read_schema_revision(connection: Connection) -> str | None:
-    """The jobqueue alembic revision of this database, or ``None`` if it was never migrated.
-
-    Call it on a connection of its own: on PostgreSQL a missing table aborts the transaction.
-    """
-    from sqlalchemy import column, table
-
-    version = table(VERSION_TABLE, column("version_num"))
-    try:
-        rows = connection.execute(select(version.c.version_num)).scalars().all()
-    except (ProgrammingError, DBAPIError) as error:
-        if _is_missing_table(error):
-            return None
-        raise
-    return rows[0] if rows else None
-
-
-def _is_missing_table(error: DBAPIError) -> bool:
-    text = str(error.orig).lower()
-    return any(
-        marker in text
-        for marker in ("no such table", "does not exist", "doesn't exist", "undefinedtable")
-    )
-
-
 def notify_enqueued(connection: Connection, queues: Iterable[str]) -> None:
     """PostgreSQL: wake listening workers when the enqueuing transaction commits."""
     for queue in sorted(set(queues)):
@@ -210,3 +206,8 @@ def notify_enqueued(connection: Connection, queues: Iterable[str]) -> None:
 
 
 NOTIFY_CHANNEL = "jobqueue"
+
+
+def listen(connection: Any) -> None:
+    """Subscribe a plain (autocommit) psycopg connection to the enqueue notifications."""
+    connection.execute(f"LISTEN {NOTIFY_CHANNEL}")

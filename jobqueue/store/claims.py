@@ -1,8 +1,6 @@
-"""The worker's SQL: claim due jobs, and every fenced state change of a claimed job (complete,
-fail or retry, release, rescue).
+"""Claiming: take due jobs for a worker, and the reads around it (when is the next job due,
+how many run). The fenced changes of a claimed job are in :mod:`jobqueue.store.attempts`.
 
-Every final write is guarded by ``status = 'running' AND claimed_by AND (id, attempts)``, so a
-stale worker can neither overwrite the attempt that replaced it nor resurrect a finished job.
 The hot-path statements are built once with bound parameters.
 """
 
@@ -23,7 +21,6 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.sql.elements import BindParameter
@@ -31,13 +28,12 @@ from sqlalchemy.sql.elements import BindParameter
 from jobqueue.schema import (
     PENDING,
     RUNNING,
-    SUCCEEDED,
     UTCDateTime,
-    job_cancellations,
     job_processes,
     job_queue,
     job_queue_pauses,
 )
+from jobqueue.store.dialect import is_mysql
 
 
 @dataclass(frozen=True)
@@ -61,8 +57,23 @@ class ClaimedJob:
         """(id, attempts): with claimed_by and status='running', what every final write checks."""
         return (self.id, self.attempts)
 
+    @property
+    def is_last_attempt(self) -> bool:
+        """Whether a failure of this attempt uses up the job's attempts (the give-up rule)."""
+        return self.failed_attempts + 1 >= self.max_attempts
 
-_CLAIM_COLUMNS = (
+    @property
+    def log_fields(self) -> dict[str, object]:
+        """What every log event about this attempt carries."""
+        return {
+            "job_id": self.id,
+            "job_name": self.name,
+            "queue": self.queue,
+            "attempt": self.attempts,
+        }
+
+
+CLAIM_COLUMNS = (
     job_queue.c.id,
     job_queue.c.name,
     job_queue.c.args.label("args_json"),
@@ -84,13 +95,7 @@ _P_NOW = bindparam("now", type_=UTCDateTime())
 _P_LIMIT = bindparam("limit", type_=Integer())
 _P_QUEUE = bindparam("claim_queue", type_=String())  # not a column name: it would SET it
 _P_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
-_P_FENCES: BindParameter[Any] = bindparam("fences", expanding=True)
 _P_PAUSED: BindParameter[Any] = bindparam("paused", expanding=True)
-_FENCED = (
-    tuple_(job_queue.c.id, job_queue.c.attempts).in_(_P_FENCES),
-    job_queue.c.claimed_by == _P_PROCESS,
-    job_queue.c.status == RUNNING,
-)
 _CLAIM_VALUES = {
     "status": RUNNING,
     "claimed_by": _P_PROCESS,
@@ -123,12 +128,12 @@ def _claim_statements(dialect: str, by_queue: bool, skip_paused: bool) -> tuple[
         due = due.where(job_queue.c.queue.not_in(_P_PAUSED))
     due = due.order_by(job_queue.c.priority, job_queue.c.scheduled_for, job_queue.c.id)
     due = due.limit(_P_LIMIT)
-    if dialect in ("mysql", "mariadb"):
+    if is_mysql(dialect):
         # MySQL has no UPDATE ... RETURNING and no LIMIT inside IN (subquery).
         return (
             due.with_for_update(skip_locked=True),
             update(job_queue).where(job_queue.c.id.in_(_P_IDS)).values(**_CLAIM_VALUES),
-            select(*_CLAIM_COLUMNS).where(job_queue.c.id.in_(_P_IDS)),
+            select(*CLAIM_COLUMNS).where(job_queue.c.id.in_(_P_IDS)),
         )
     if dialect == "postgresql":
         due = due.with_for_update(skip_locked=True)
@@ -136,7 +141,7 @@ def _claim_statements(dialect: str, by_queue: bool, skip_paused: bool) -> tuple[
         update(job_queue)
         .where(job_queue.c.id.in_(due))
         .values(**_CLAIM_VALUES)
-        .returning(*_CLAIM_COLUMNS),
+        .returning(*CLAIM_COLUMNS),
     )
 
 
@@ -227,134 +232,6 @@ def next_due_at(connection: Connection, queues: Sequence[str] | None) -> datetim
     ]
     present = [t for t in times if t is not None]
     return min(present) if present else None
-
-
-def _fenced(process_id: str, fences: Sequence[tuple[str, int]]) -> list[Any]:
-    return [
-        tuple_(job_queue.c.id, job_queue.c.attempts).in_(list(fences)),
-        job_queue.c.claimed_by == process_id,
-        job_queue.c.status == RUNNING,
-    ]
-
-
-_COMPLETE = (
-    update(job_queue).where(*_FENCED).values(status=SUCCEEDED, finished_at=_P_NOW, unique_key=None)
-)
-_COMPLETE_RETURNING = _COMPLETE.returning(job_queue.c.id)
-_LOCK_FENCED = select(job_queue.c.id).where(*_FENCED).with_for_update()
-_COMPLETE_IDS = (
-    update(job_queue)
-    .where(job_queue.c.id.in_(_P_IDS))
-    .values(status=SUCCEEDED, finished_at=_P_NOW, unique_key=None)
-)
-
-
-def complete_jobs(
-    connection: Connection,
-    *,
-    process_id: str,
-    fences: Sequence[tuple[str, int]],
-    now: datetime,
-) -> set[str]:
-    """Mark jobs succeeded, fenced; returns the ids whose write took effect.
-
-    A job that was rescued (and perhaps re-claimed) since is left alone: a stale worker can
-    never overwrite the attempt that replaced it, nor resurrect a finished job.
-    """
-    if not fences:
-        return set()
-    params = {"process_id": process_id, "fences": list(fences), "now": now}
-    if connection.dialect.name in ("mysql", "mariadb"):
-        # No RETURNING: lock the rows that pass the fence, then update exactly those.
-        ids = set(connection.execute(_LOCK_FENCED, params).scalars())
-        if ids:
-            connection.execute(_COMPLETE_IDS, {"ids": list(ids), "now": now})
-        return ids
-    return set(connection.execute(_COMPLETE_RETURNING, params).scalars())
-
-
-def record_failure(
-    connection: Connection,
-    job: ClaimedJob,
-    *,
-    error: str,
-    retry_at: datetime | None,
-    final_status: str,
-    now: datetime,
-) -> bool:
-    """Count a failed attempt: back to pending at ``retry_at``, or ``final_status`` if None.
-
-    Fenced like every final write; returns False when the job was no longer ours.
-    """
-    if retry_at is not None:
-        values: dict[str, Any] = {"status": PENDING, "scheduled_for": retry_at}
-    else:
-        values = {"status": final_status, "finished_at": now, "unique_key": None}
-    values["last_error"] = error
-    values["failed_attempts"] = job_queue.c.failed_attempts + 1
-    result = connection.execute(
-        update(job_queue).where(*_fenced(job.claimed_by, [job.fence])).values(**values)
-    )
-    return bool(result.rowcount == 1)
-
-
-def release_jobs(
-    connection: Connection, *, process_id: str, fences: Sequence[tuple[str, int]], now: datetime
-) -> int:
-    """Hand jobs back to pending without counting a failed attempt (graceful shutdown).
-
-    ``scheduled_for`` is kept: the job was due, stays first in line, and still shows when it
-    was meant to run (a recurring task's fire time, say)."""
-    if not fences:
-        return 0
-    result = connection.execute(
-        update(job_queue).where(*_fenced(process_id, fences)).values(status=PENDING)
-    )
-    return int(result.rowcount)
-
-
-def held_jobs(connection: Connection, process_id: str) -> list[tuple[str, int]]:
-    """(id, attempts) of the jobs the database says ``process_id`` is running."""
-    rows = connection.execute(
-        select(job_queue.c.id, job_queue.c.attempts).where(
-            job_queue.c.claimed_by == process_id, job_queue.c.status == RUNNING
-        )
-    )
-    return [(row.id, row.attempts) for row in rows]
-
-
-def cancellation_requests(connection: Connection, job_ids: Sequence[str]) -> list[str]:
-    """Which of these running jobs an operator asked to stop."""
-    rows = connection.execute(
-        select(job_cancellations.c.job_id).where(job_cancellations.c.job_id.in_(list(job_ids)))
-    )
-    return list(rows.scalars())
-
-
-def orphaned_jobs(connection: Connection) -> list[ClaimedJob]:
-    """Running jobs whose process row is gone: their worker died or was declared dead."""
-    alive = exists().where(job_processes.c.id == job_queue.c.claimed_by)
-    rows = connection.execute(
-        select(*_CLAIM_COLUMNS).where(job_queue.c.status == RUNNING, ~alive)
-    ).mappings()
-    return [ClaimedJob(**row) for row in rows]
-
-
-def rescue_job(connection: Connection, job: ClaimedJob, *, error: str, now: datetime) -> str | None:
-    """Return an orphaned job to pending (or to failed when its attempts are used up), counting
-    the interrupted attempt so that a job that kills its worker every time ends failed instead of
-    looping. Returns the new status, or None if the job had moved on meanwhile."""
-    exhausted = job.failed_attempts + 1 >= job.max_attempts
-    status = "failed" if exhausted else PENDING
-    values: dict[str, Any] = {"status": status, "last_error": error}
-    if exhausted:
-        values.update(finished_at=now, unique_key=None)
-    # Otherwise scheduled_for is kept: it was due, so the rescued job is first in line.
-    values["failed_attempts"] = job_queue.c.failed_attempts + 1
-    result = connection.execute(
-        update(job_queue).where(*_fenced(job.claimed_by, [job.fence])).values(**values)
-    )
-    return status if result.rowcount == 1 else None
 
 
 def running_count(connection: Connection, queues: Sequence[str] | None = None) -> int:

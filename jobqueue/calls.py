@@ -1,0 +1,159 @@
+"""What to enqueue and what enqueue returns: :class:`JobCall`, :class:`EnqueuedJob`, and
+:func:`build_call`, the one place a job's options and a call's arguments become a call.
+
+A :class:`JobCall` is a validated, not yet written job; :meth:`JobQueue.enqueue_many
+<jobqueue.queue.JobQueue.enqueue_many>` writes any number of them in one transaction. Every
+enqueue path goes through it, so single and bulk enqueue validate alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from jobqueue.database import Database
+from jobqueue.errors import NaiveDatetimeError, RegistryError
+from jobqueue.options import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    JobOptions,
+    validate_max_attempts,
+    validate_name,
+    validate_priority,
+    validate_queue_name,
+)
+from jobqueue.registry import JobDefinition, registry
+from jobqueue.serialization import canonical_digest
+from jobqueue.store.jobs import JobRecord, fetch_job
+
+
+def require_aware(when: datetime) -> datetime:
+    if not isinstance(when, datetime):
+        raise TypeError(f"expected a datetime, not {type(when).__name__}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise NaiveDatetimeError(
+            f"{when!r} has no timezone; pass an aware datetime such as "
+            "datetime(2027, 1, 1, tzinfo=UTC) so the instant is unambiguous"
+        )
+    return when.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class JobCall:
+    """One job to enqueue: the job's name, its arguments and where and when it runs.
+
+    ``scheduled_for=None`` means "as soon as a worker is free". Build one with
+    ``my_job.call(...)``, ``my_job.using(...).call(...)``, or directly by name for a producer that
+    does not import the job's code: ``JobCall("billing.charge", args=(42,), queue="billing")``.
+    """
+
+    name: str
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    queue: str = DEFAULT_QUEUE
+    priority: int = DEFAULT_PRIORITY
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    scheduled_for: datetime | None = None
+    #: While an unfinished job (pending, blocked or running) has this key, enqueue returns it.
+    unique_key: str | None = None
+    #: At most ``concurrency_limit`` jobs with this key run at once; the rest wait as blocked.
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+        validate_queue_name(self.queue)
+        validate_priority(self.priority)
+        validate_max_attempts(self.max_attempts)
+        if not isinstance(self.args, list | tuple):
+            raise TypeError(f"args must be a list or tuple, not {type(self.args).__name__}")
+        if not isinstance(self.kwargs, Mapping):
+            raise TypeError(f"kwargs must be a mapping, not {type(self.kwargs).__name__}")
+        if self.scheduled_for is not None:
+            object.__setattr__(self, "scheduled_for", require_aware(self.scheduled_for))
+        if self.unique_key is not None and (
+            not isinstance(self.unique_key, str) or not self.unique_key
+        ):
+            raise ValueError(f"unique_key must be a non-empty string, not {self.unique_key!r}")
+        if (self.concurrency_key is None) != (self.concurrency_limit is None):
+            raise ValueError("concurrency_key and concurrency_limit go together")
+        if self.concurrency_key is not None and (
+            not isinstance(self.concurrency_key, str) or not 0 < len(self.concurrency_key) <= 255
+        ):
+            raise ValueError(
+                f"concurrency_key must be a string of 1 to 255 characters, "
+                f"not {self.concurrency_key!r}"
+            )
+
+
+@dataclass(frozen=True)
+class EnqueuedJob:
+    """What enqueue returns: the job's ULID and where it went."""
+
+    id: str
+    name: str
+    queue: str
+    scheduled_for: datetime
+    #: The database it was written to (or, in inline mode, would have been).
+    jobqueue: Database | None = field(default=None, repr=False, compare=False)
+    #: True when a unique job with the same key was already queued and is returned instead.
+    existing: bool = False
+
+    def fetch(self) -> JobRecord | None:
+        """Read the job's current row (``None`` once it was pruned or rolled back)."""
+        if self.jobqueue is None:
+            raise ValueError(f"job {self.id} has no database to read it from")
+        with self.jobqueue.transaction(read_only=True) as connection:
+            return fetch_job(connection, self.id)
+
+
+def build_call(
+    name: str,
+    options: JobOptions,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    scheduled_for: datetime | None = None,
+    unique_key: str | None = None,
+) -> JobCall:
+    """A job's options and one call's arguments as a :class:`JobCall`: where the unique key
+    (a digest of name and arguments) and the concurrency key (a string, or a function of the
+    arguments, default the job's name) are worked out."""
+    if unique_key is None and options.unique:
+        unique_key = canonical_digest([name, list(args), dict(kwargs)])
+    limit = options.concurrency_limit
+    concurrency_key: str | None = None
+    if limit is not None:
+        key = options.concurrency_key
+        concurrency_key = key(*args, **kwargs) if callable(key) else (key or name)
+    return JobCall(
+        name=name,
+        args=args,
+        kwargs=kwargs,
+        queue=options.queue,
+        priority=options.priority,
+        max_attempts=options.max_attempts,
+        scheduled_for=scheduled_for,
+        unique_key=unique_key,
+        concurrency_key=concurrency_key,
+        concurrency_limit=limit,
+    )
+
+
+def target_options(target: object) -> tuple[str, JobOptions]:
+    """(name, options) of what can be enqueued: a ``@job`` function or ``Job`` subclass (each
+    carries its registered ``definition``), or a job name (options from the registry if it is
+    registered in this process, else the defaults)."""
+    if isinstance(target, str):
+        validate_name(target)
+        definition = registry.find(target)
+        return target, definition.options if definition is not None else JobOptions()
+    definition = getattr(target, "definition", None)
+    if isinstance(definition, JobDefinition):
+        if isinstance(target, type) and definition.job_class is not target:
+            raise RegistryError(f"{target.__qualname__} is abstract and cannot be enqueued")
+        return definition.name, definition.options
+    raise TypeError(f"expected a @job function, a Job subclass or a job name, not {target!r}")

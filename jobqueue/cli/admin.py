@@ -1,0 +1,219 @@
+"""``jobrunner queues``, ``processes``, ``stats``, ``recurring`` and ``prune``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from jobqueue.cli.common import admin_for, iso, parse_duration, table
+
+
+def add_admin_parsers(commands: Any, add_database_url: Any) -> None:
+    """``jobrunner queues|processes|stats|recurring|prune``."""
+    queues = commands.add_parser("queues", help="per-queue counts and latency; pause/resume")
+    add_database_url(queues)
+    queues.add_argument("--json", action="store_true")
+    queues.set_defaults(handler=cmd_queues)
+    queue_actions = queues.add_subparsers(dest="action", metavar="ACTION")
+    for verb in ("pause", "resume"):
+        sub = queue_actions.add_parser(verb, help=f"{verb} claiming from a queue")
+        # SUPPRESS: a value given before the action (on `queues`) is not reset to None.
+        sub.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS)
+        sub.add_argument("queue")
+        sub.set_defaults(handler=cmd_queue_pause if verb == "pause" else cmd_queue_resume)
+
+    procs = commands.add_parser("processes", help="live supervisors and workers")
+    add_database_url(procs)
+    procs.add_argument("--json", action="store_true")
+    procs.set_defaults(handler=cmd_processes)
+
+    stats = commands.add_parser("stats", help="throughput and failure rate")
+    add_database_url(stats)
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=cmd_stats)
+
+    recurring = commands.add_parser("recurring", help="recurring tasks and their next run")
+    add_database_url(recurring)
+    recurring.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="modules defining @job(cron=...) (default: [tool.jobqueue] apps)",
+    )
+    recurring.add_argument("--json", action="store_true")
+    recurring.set_defaults(handler=cmd_recurring)
+
+    prune = commands.add_parser("prune", help="delete finished jobs older than a duration")
+    add_database_url(prune)
+    prune.add_argument("--status", required=True, choices=["succeeded", "failed", "cancelled"])
+    prune.add_argument("--older-than", required=True, type=parse_duration, metavar="DURATION")
+    prune.set_defaults(handler=cmd_prune)
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    summaries = admin_for(args).queues()
+    if args.json:
+        print(json.dumps([asdict(s) for s in summaries], indent=2))
+        return 0
+    print(
+        table(
+            [
+                (
+                    s.queue,
+                    s.pending,
+                    s.due,
+                    s.running,
+                    s.failed,
+                    "-" if s.latency_seconds is None else f"{s.latency_seconds:.1f}s",
+                    "paused" if s.paused else "",
+                )
+                for s in summaries
+            ],
+            ["QUEUE", "PENDING", "DUE", "RUNNING", "FAILED", "LATENCY", "STATE"],
+        )
+    )
+    return 0
+
+
+def cmd_queue_pause(args: argparse.Namespace) -> int:
+    changed = admin_for(args).pause(args.queue)
+    print(f"queue {args.queue!r} {'paused' if changed else 'was already paused'}")
+    return 0
+
+
+def cmd_queue_resume(args: argparse.Namespace) -> int:
+    changed = admin_for(args).resume(args.queue)
+    print(f"queue {args.queue!r} {'resumed' if changed else 'was not paused'}")
+    return 0
+
+
+def cmd_processes(args: argparse.Namespace) -> int:
+    rows = admin_for(args).processes()
+    now = datetime.now(UTC)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        **asdict(p),
+                        "started_at": iso(p.started_at),
+                        "last_heartbeat_at": iso(p.last_heartbeat_at),
+                    }
+                    for p in rows
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    print(
+        table(
+            [
+                (
+                    p.id,
+                    p.kind,
+                    p.hostname,
+                    p.pid,
+                    p.queues or "*",
+                    f"{(now - p.last_heartbeat_at).total_seconds():.1f}s ago",
+                )
+                for p in rows
+            ],
+            ["ID", "KIND", "HOST", "PID", "QUEUES", "HEARTBEAT"],
+        )
+    )
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    admin = admin_for(args)
+    windows = {"5m": admin.stats(minutes=5), "1h": admin.stats(minutes=60)}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    k: {
+                        **asdict(v),
+                        "processed": v.processed,
+                        "per_second": v.per_second,
+                        "failure_rate": v.failure_rate,
+                    }
+                    for k, v in windows.items()
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(
+        table(
+            [
+                (
+                    window,
+                    s.processed,
+                    s.succeeded,
+                    s.retried,
+                    s.failed,
+                    s.discarded,
+                    f"{s.per_second:.2f}",
+                    f"{s.failure_rate:.1%}",
+                )
+                for window, s in windows.items()
+            ],
+            [
+                "WINDOW",
+                "PROCESSED",
+                "SUCCEEDED",
+                "RETRIED",
+                "FAILED",
+                "DISCARDED",
+                "JOBS/S",
+                "FAILURE RATE",
+            ],
+        )
+    )
+    return 0
+
+
+def cmd_recurring(args: argparse.Namespace) -> int:
+    from jobqueue.apps import import_apps
+    from jobqueue.config import find_project_settings
+    from jobqueue.recurring import tasks_from_registry, tasks_from_settings
+
+    project = find_project_settings().values
+    import_apps(list(args.app) or list(project.get("apps", [])))
+    tasks = tasks_from_registry() + tasks_from_settings(project)
+    now = datetime.now(UTC)
+    next_runs = {task.key: task.next_occurrence(now) for task in tasks}
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "task": t.key,
+                        "cron": t.cron,
+                        "timezone": t.timezone,
+                        "job": t.job_name,
+                        "next_run": iso(next_runs[t.key]),
+                    }
+                    for t in tasks
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    print(
+        table(
+            [(t.key, t.cron, t.timezone, t.job_name, iso(next_runs[t.key])) for t in tasks],
+            ["TASK", "CRON", "TIMEZONE", "JOB", "NEXT RUN"],
+        )
+    )
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    count = admin_for(args).prune(status=args.status, older_than=args.older_than)
+    print(f"pruned {count} {args.status} job(s)")
+    return 0

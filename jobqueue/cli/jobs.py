@@ -1,0 +1,149 @@
+"""``jobrunner jobs``: list, show, retry, cancel or discard jobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from typing import Any
+
+from jobqueue.cli.common import admin_for, iso, table
+from jobqueue.schema import STATUSES
+from jobqueue.store.jobs import JobRecord
+
+
+def add_jobs_parser(commands: Any, add_database_url: Any) -> None:
+    """``jobrunner jobs list|show|retry|cancel|discard``."""
+    jobs = commands.add_parser("jobs", help="list, show, retry, cancel or discard jobs")
+    actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", help="list jobs, newest first")
+    add_database_url(listing)
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--queue")
+    listing.add_argument("--name")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--before", metavar="ID", help="page: jobs older than this id")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_jobs_list)
+
+    show = actions.add_parser("show", help="one job with its arguments and last error")
+    add_database_url(show)
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_jobs_show)
+
+    retry = actions.add_parser("retry", help="failed or cancelled jobs back to pending")
+    add_database_url(retry)
+    retry.add_argument("ids", nargs="*", metavar="ID")
+    retry.add_argument("--all-failed", action="store_true")
+    retry.add_argument("--queue", help="with --all-failed: only this queue")
+    retry.set_defaults(handler=cmd_jobs_retry)
+
+    cancel = actions.add_parser("cancel", help="cancel pending jobs; ask running ones to stop")
+    add_database_url(cancel)
+    cancel.add_argument("ids", nargs="+", metavar="ID")
+    cancel.set_defaults(handler=cmd_jobs_cancel)
+
+    discard = actions.add_parser("discard", help="delete failed or cancelled jobs")
+    add_database_url(discard)
+    discard.add_argument("ids", nargs="+", metavar="ID")
+    discard.set_defaults(handler=cmd_jobs_discard)
+
+
+def _job_dict(job: JobRecord, *, full: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": job.id,
+        "name": job.name,
+        "queue": job.queue,
+        "status": job.status,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "failed_attempts": job.failed_attempts,
+        "max_attempts": job.max_attempts,
+        "scheduled_for": iso(job.scheduled_for),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+    }
+    if full:
+        try:
+            data["args"], data["kwargs"] = job.args, job.kwargs
+        except ValueError as error:
+            data["args"] = f"<undecodable: {error}> {job.args_json[:200]}"
+        data["claimed_by"] = job.claimed_by
+        data["last_error"] = asdict(job.error) if job.error else None
+    return data
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    jobs = admin_for(args).list_jobs(
+        status=args.status, queue=args.queue, name=args.name, limit=args.limit, before=args.before
+    )
+    if args.json:
+        print(json.dumps([_job_dict(job) for job in jobs], indent=2))
+        return 0
+    print(
+        table(
+            [
+                (
+                    j.id,
+                    j.name,
+                    j.queue,
+                    j.status,
+                    f"{j.attempts}/{j.max_attempts}",
+                    iso(j.scheduled_for),
+                )
+                for j in jobs
+            ],
+            ["ID", "NAME", "QUEUE", "STATUS", "ATTEMPTS", "SCHEDULED_FOR"],
+        )
+    )
+    if len(jobs) == args.limit:
+        print(f"(more: --before {jobs[-1].id})")
+    return 0
+
+
+def cmd_jobs_show(args: argparse.Namespace) -> int:
+    data = _job_dict(admin_for(args).get_job(args.id), full=True)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    error = data.pop("last_error")
+    for key, value in data.items():
+        print(f"{key + ':':17}{value}")
+    if error:
+        print(f"{'last_error:':17}{error.get('type')}: {error.get('message')}")
+        if error.get("traceback"):
+            print(error["traceback"].rstrip())
+    return 0
+
+
+def cmd_jobs_retry(args: argparse.Namespace) -> int:
+    admin = admin_for(args)
+    if args.all_failed == bool(args.ids):
+        raise ValueError("give job ids, or --all-failed (optionally with --queue)")
+    moved = admin.retry_all_failed(queue=args.queue) if args.all_failed else admin.retry(args.ids)
+    skipped = [job_id for job_id in args.ids if job_id not in moved]
+    print(f"retried {len(moved)} job(s)")
+    if skipped:
+        print(f"not failed or cancelled, left alone: {' '.join(skipped)}")
+    return 0
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    result = admin_for(args).cancel(args.ids)
+    print(
+        f"cancelled {len(result.cancelled)} job(s); asked {len(result.requested)} running "
+        f"job(s) to stop; {len(result.unchanged)} already finished"
+    )
+    return 0
+
+
+def cmd_jobs_discard(args: argparse.Namespace) -> int:
+    deleted = admin_for(args).discard(args.ids)
+    skipped = [job_id for job_id in args.ids if job_id not in deleted]
+    print(f"discarded {len(deleted)} job(s)")
+    if skipped:
+        print(f"not failed or cancelled, kept: {' '.join(skipped)}")
+    return 0

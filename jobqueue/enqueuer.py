@@ -1,0 +1,128 @@
+"""The :class:`Enqueuer`: one job name with its options and destination, and the enqueue
+calls that ``@job`` functions, ``Job`` classes and :func:`by_name` all hand over to it.
+
+The per-call options of ``using(...)`` are listed once, in :class:`UsingArgs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+
+from sqlalchemy import Connection
+
+from jobqueue.calls import EnqueuedJob, JobCall, build_call, require_aware, target_options
+from jobqueue.options import JobOptions
+from jobqueue.queue import JobQueue, get_default_queue
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+
+class UsingArgs(TypedDict, total=False):
+    """What ``using(...)`` can change for the calls that follow (``None``: unchanged).
+
+    ``connection=`` or ``session=`` writes the job inside the caller's transaction (it commits
+    or rolls back with the business data that caused it); ``jobqueue=`` picks the database,
+    else the default :class:`~jobqueue.queue.JobQueue` is used.
+    """
+
+    queue: str | None
+    priority: int | None
+    max_attempts: int | None
+    jobqueue: JobQueue | None
+    connection: Connection | None
+    session: Session | None
+    unique_key: str | None
+
+
+class Enqueuer:
+    """Enqueues one job name with options fixed by ``using(...)``; immutable, so safe to share."""
+
+    __slots__ = ("_connection", "_jobqueue", "_name", "_options", "_session", "_unique_key")
+
+    def __init__(
+        self,
+        name: str,
+        options: JobOptions,
+        *,
+        jobqueue: JobQueue | None = None,
+        connection: Connection | None = None,
+        session: Session | None = None,
+        unique_key: str | None = None,
+    ) -> None:
+        """``options`` are taken as they are (validated already): this runs on every enqueue."""
+        if connection is not None and session is not None:
+            raise ValueError("pass connection= or session=, not both")
+        self._name = name
+        self._options = options
+        self._jobqueue = jobqueue
+        self._connection = connection
+        self._session = session
+        self._unique_key = unique_key
+
+    def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer:
+        """A copy with the given options replaced."""
+        return Enqueuer(
+            self._name,
+            self._options.merged(
+                queue=changes.get("queue"),
+                priority=changes.get("priority"),
+                max_attempts=changes.get("max_attempts"),
+            ),
+            jobqueue=changes.get("jobqueue") or self._jobqueue,
+            connection=changes.get("connection") or self._connection,
+            session=changes.get("session") or self._session,
+            unique_key=changes.get("unique_key") or self._unique_key,
+        )
+
+    def call(self, *args: Any, **kwargs: Any) -> JobCall:
+        """A :class:`JobCall` to pass to ``enqueue_many``."""
+        return self._call(None, args, kwargs)
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> EnqueuedJob:
+        """Run as soon as a worker is free."""
+        return self._write(self._call(None, args, kwargs))
+
+    def enqueue_in(self, delay: timedelta, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
+        """Run after ``delay`` (a ``timedelta``) has passed."""
+        if not isinstance(delay, timedelta):
+            raise TypeError(f"enqueue_in() takes a timedelta first, not {type(delay).__name__}")
+        return self._write(self._call(datetime.now(UTC) + delay, args, kwargs))
+
+    def enqueue_at(self, when: datetime, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
+        """Run at ``when``, an aware datetime (a naive one is refused)."""
+        return self._write(self._call(require_aware(when), args, kwargs))
+
+    def enqueue_many(self, calls: Sequence[JobCall]) -> list[EnqueuedJob]:
+        """Write ``calls`` in one transaction, to this enqueuer's database or transaction."""
+        return (self._jobqueue or get_default_queue()).enqueue_many(
+            calls, connection=self._connection, session=self._session
+        )
+
+    def _call(self, scheduled_for: datetime | None, args: Any, kwargs: Any) -> JobCall:
+        return build_call(
+            self._name,
+            self._options,
+            args,
+            kwargs,
+            scheduled_for=scheduled_for,
+            unique_key=self._unique_key,
+        )
+
+    def _write(self, call: JobCall) -> EnqueuedJob:
+        return self.enqueue_many([call])[0]
+
+
+def by_name(
+    name: str,
+    *,
+    queue: str | None = None,
+    priority: int | None = None,
+    max_attempts: int | None = None,
+) -> Enqueuer:
+    """An enqueuer for a job this process may not import: options come from the registry if
+    the name is registered here, else from the arguments and the defaults."""
+    name, options = target_options(name)
+    return Enqueuer(name, options.merged(queue=queue, priority=priority, max_attempts=max_attempts))

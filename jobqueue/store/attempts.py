@@ -1,0 +1,168 @@
+"""The fenced state changes of a claimed job: complete, fail or retry, release, rescue.
+
+Every one is guarded by :data:`FENCE` (``(id, attempts)`` among the attempt's fences,
+``claimed_by`` the process, ``status = 'running'``), so a stale worker can neither overwrite
+the attempt that replaced it nor resurrect a finished job. Only an operator's retry moves a job
+out of a terminal state, and that is not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, String, bindparam, exists, select, tuple_, update
+from sqlalchemy.sql.elements import BindParameter
+
+from jobqueue.schema import (
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    UTCDateTime,
+    job_cancellations,
+    job_processes,
+    job_queue,
+)
+from jobqueue.store.claims import CLAIM_COLUMNS, ClaimedJob
+from jobqueue.store.dialect import is_mysql
+
+_P_PROCESS = bindparam("process_id", type_=String())
+_P_NOW = bindparam("now", type_=UTCDateTime())
+_P_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_P_FENCES: BindParameter[Any] = bindparam("fences", expanding=True)
+
+#: The guard of every change here; pass ``process_id`` and ``fences`` as parameters.
+FENCE = (
+    tuple_(job_queue.c.id, job_queue.c.attempts).in_(_P_FENCES),
+    job_queue.c.claimed_by == _P_PROCESS,
+    job_queue.c.status == RUNNING,
+)
+
+
+def _fence_params(process_id: str, fences: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    return {"process_id": process_id, "fences": list(fences)}
+
+
+_COMPLETE = (
+    update(job_queue).where(*FENCE).values(status=SUCCEEDED, finished_at=_P_NOW, unique_key=None)
+)
+_COMPLETE_RETURNING = _COMPLETE.returning(job_queue.c.id)
+_LOCK_FENCED = select(job_queue.c.id).where(*FENCE).with_for_update()
+_COMPLETE_IDS = (
+    update(job_queue)
+    .where(job_queue.c.id.in_(_P_IDS))
+    .values(status=SUCCEEDED, finished_at=_P_NOW, unique_key=None)
+)
+
+
+def complete_jobs(
+    connection: Connection,
+    *,
+    process_id: str,
+    fences: Sequence[tuple[str, int]],
+    now: datetime,
+) -> set[str]:
+    """Mark jobs succeeded, fenced; returns the ids whose write took effect.
+
+    A job that was rescued (and perhaps re-claimed) since is left alone: a stale worker can
+    never overwrite the attempt that replaced it, nor resurrect a finished job.
+    """
+    if not fences:
+        return set()
+    params = {**_fence_params(process_id, fences), "now": now}
+    if is_mysql(connection.dialect.name):
+        # No RETURNING: lock the rows that pass the fence, then update exactly those.
+        ids = set(connection.execute(_LOCK_FENCED, params).scalars())
+        if ids:
+            connection.execute(_COMPLETE_IDS, {"ids": list(ids), "now": now})
+        return ids
+    return set(connection.execute(_COMPLETE_RETURNING, params).scalars())
+
+
+def record_failure(
+    connection: Connection,
+    job: ClaimedJob,
+    *,
+    error: str,
+    retry_at: datetime | None,
+    final_status: str,
+    now: datetime,
+) -> bool:
+    """Count a failed attempt: back to pending at ``retry_at``, or ``final_status`` if None.
+
+    Fenced like every final write; returns False when the job was no longer ours.
+    """
+    if retry_at is not None:
+        values: dict[str, Any] = {"status": PENDING, "scheduled_for": retry_at}
+    else:
+        values = {"status": final_status, "finished_at": now, "unique_key": None}
+    return _count_failure(connection, job, values, error)
+
+
+def _count_failure(
+    connection: Connection, job: ClaimedJob, values: dict[str, Any], error: str
+) -> bool:
+    values["last_error"] = error
+    values["failed_attempts"] = job_queue.c.failed_attempts + 1
+    result = connection.execute(
+        update(job_queue).where(*FENCE).values(**values),
+        _fence_params(job.claimed_by, [job.fence]),
+    )
+    return bool(result.rowcount == 1)
+
+
+def release_jobs(
+    connection: Connection, *, process_id: str, fences: Sequence[tuple[str, int]]
+) -> int:
+    """Hand jobs back to pending without counting a failed attempt (graceful shutdown).
+
+    ``scheduled_for`` is kept: the job was due, stays first in line, and still shows when it
+    was meant to run (a recurring task's fire time, say)."""
+    if not fences:
+        return 0
+    result = connection.execute(_RELEASE, _fence_params(process_id, fences))
+    return int(result.rowcount)
+
+
+_RELEASE = update(job_queue).where(*FENCE).values(status=PENDING)
+
+
+def held_jobs(connection: Connection, process_id: str) -> list[tuple[str, int]]:
+    """(id, attempts) of the jobs the database says ``process_id`` is running."""
+    rows = connection.execute(
+        select(job_queue.c.id, job_queue.c.attempts).where(
+            job_queue.c.claimed_by == process_id, job_queue.c.status == RUNNING
+        )
+    )
+    return [(row.id, row.attempts) for row in rows]
+
+
+def cancellation_requests(connection: Connection, job_ids: Sequence[str]) -> list[str]:
+    """Which of these running jobs an operator asked to stop."""
+    rows = connection.execute(
+        select(job_cancellations.c.job_id).where(job_cancellations.c.job_id.in_(list(job_ids)))
+    )
+    return list(rows.scalars())
+
+
+def orphaned_jobs(connection: Connection) -> list[ClaimedJob]:
+    """Running jobs whose process row is gone: their worker died or was declared dead."""
+    alive = exists().where(job_processes.c.id == job_queue.c.claimed_by)
+    rows = connection.execute(
+        select(*CLAIM_COLUMNS).where(job_queue.c.status == RUNNING, ~alive)
+    ).mappings()
+    return [ClaimedJob(**row) for row in rows]
+
+
+def rescue_job(connection: Connection, job: ClaimedJob, *, error: str, now: datetime) -> str | None:
+    """Return an orphaned job to pending (or to failed when its attempts are used up), counting
+    the interrupted attempt so that a job that kills its worker every time ends failed instead of
+    looping. Returns the new status, or None if the job had moved on meanwhile."""
+    if job.is_last_attempt:
+        status, values = FAILED, {"status": FAILED, "finished_at": now, "unique_key": None}
+    else:
+        # scheduled_for is kept: it was due, so the rescued job is first in line.
+        status, values = PENDING, {"status": PENDING}
+    return status if _count_failure(connection, job, values, error) else None
