@@ -63,7 +63,10 @@ class Enqueuer:
         self._unique_key = unique_key
 
     def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer:
-        """A copy with the given options replaced."""
+        """A copy with the given options replaced; an unknown option is a TypeError."""
+        unknown = set(changes) - set(UsingArgs.__annotations__)
+        if unknown:
+            raise TypeError(f"using() got unknown option(s): {', '.join(sorted(unknown))}")
         return Enqueuer(
             self._name,
             self._options.merged(

@@ -1,4 +1,6 @@
-"""ruff and mypy --strict are part of the suite, so the one test command checks them too."""
+"""ruff, mypy --strict and pyright are part of the suite (over the package and the shipped
+migrations), so the one test command checks them too. The layers are checked in
+test_architecture.py."""
 
 from __future__ import annotations
 
@@ -25,8 +27,10 @@ def _tool(name: str) -> str:
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
         ["mypy", "jobqueue"],
+        ["mypy", "alembic"],
+        ["pyright"],  # [tool.pyright] in pyproject.toml: jobqueue and alembic
     ],
-    ids=["ruff-check", "ruff-format", "mypy-strict"],
+    ids=["ruff-check", "ruff-format", "mypy-strict", "mypy-strict-migrations", "pyright"],
 )
 def test_clean(command: list[str]) -> None:
     done = subprocess.run(

@@ -21,6 +21,7 @@ Create Date: 2026-11-23
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -32,7 +33,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _finished_only() -> dict[str, object]:
+def _finished_only() -> dict[str, Any]:
     """Keyword arguments that index finished rows only, where the backend can."""
     if op.get_bind().dialect.name not in ("postgresql", "sqlite"):
         return {}
@@ -40,7 +41,7 @@ def _finished_only() -> dict[str, object]:
     return {"postgresql_where": where, "sqlite_where": where}
 
 
-def _recreate(name: str, columns: list[str], **options: object) -> None:
+def _recreate(name: str, columns: list[str], **options: Any) -> None:
     op.drop_index(name, table_name="job_queue")
     op.create_index(name, "job_queue", columns, **options)
 

@@ -231,3 +231,20 @@ def test_job_call_validates_its_fields() -> None:
     with pytest.raises(TypeError):
         JobCall("x", args="abc")  # type: ignore[arg-type]
     assert isinstance(JobDefinition("n", print).options.max_attempts, int)
+
+
+def test_an_unknown_option_is_refused_by_name() -> None:
+    """The options are written once (keyword dictionaries), so a misspelt one must still be
+    an error naming it, at definition and at using() alike."""
+    with pytest.raises(TypeError, match=r"unknown job option.*queu"):
+        job(name="tests.misspelt", queu="a")(lambda: None)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"unknown job option.*prio"):
+
+        class Misspelt(Job, name="tests.misspelt_class", prio=3):  # type: ignore[call-arg]
+            def perform(self) -> None: ...
+
+    @job(name="tests.using_misspelt")
+    def f() -> None: ...
+
+    with pytest.raises(TypeError, match=r"unknown option.*queu"):
+        f.using(queu="a")  # type: ignore[call-arg]
