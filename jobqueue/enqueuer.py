@@ -82,21 +82,23 @@ class Enqueuer:
 
     def call(self, *args: Any, **kwargs: Any) -> JobCall:
         """A :class:`JobCall` to pass to ``enqueue_many``."""
-        return self._call(None, args, kwargs)
+        return build_call(self._name, self._options, args, kwargs, unique_key=self._unique_key)
 
     def enqueue(self, *args: Any, **kwargs: Any) -> EnqueuedJob:
         """Run as soon as a worker is free."""
-        return self._write(self._call(None, args, kwargs))
+        return self._write(
+            build_call(self._name, self._options, args, kwargs, unique_key=self._unique_key)
+        )
 
     def enqueue_in(self, delay: timedelta, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
         """Run after ``delay`` (a ``timedelta``) has passed."""
         if not isinstance(delay, timedelta):
             raise TypeError(f"enqueue_in() takes a timedelta first, not {type(delay).__name__}")
-        return self._write(self._call(datetime.now(UTC) + delay, args, kwargs))
+        return self._write(self._scheduled(datetime.now(UTC) + delay, args, kwargs))
 
     def enqueue_at(self, when: datetime, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
         """Run at ``when``, an aware datetime (a naive one is refused)."""
-        return self._write(self._call(require_aware(when), args, kwargs))
+        return self._write(self._scheduled(require_aware(when), args, kwargs))
 
     def enqueue_many(self, calls: Sequence[JobCall]) -> list[EnqueuedJob]:
         """Write ``calls`` in one transaction, to this enqueuer's database or transaction."""
@@ -104,14 +106,9 @@ class Enqueuer:
             calls, connection=self._connection, session=self._session
         )
 
-    def _call(self, scheduled_for: datetime | None, args: Any, kwargs: Any) -> JobCall:
+    def _scheduled(self, when: datetime, args: Any, kwargs: Any) -> JobCall:
         return build_call(
-            self._name,
-            self._options,
-            args,
-            kwargs,
-            scheduled_for=scheduled_for,
-            unique_key=self._unique_key,
+            self._name, self._options, args, kwargs, scheduled_for=when, unique_key=self._unique_key
         )
 
     def _write(self, call: JobCall) -> EnqueuedJob:

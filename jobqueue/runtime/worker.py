@@ -99,13 +99,13 @@ class Worker:
 
     def run(self) -> int:
         """Run until stopped; returns the process exit code."""
+        # Installed for good, never put back: a worker process ends with os._exit, and a stop
+        # signal that arrived after the handlers were put back would kill it by the default
+        # action (exit -15) instead of letting it exit 0.
         self.stop.signals.install()
-        try:
-            if not self._register():
-                return self.stop.exit_code if self.stop.requested else EXIT_STARTUP_FAILED
-            return self._run()
-        finally:
-            self.stop.signals.uninstall()
+        if not self._register():
+            return self.stop.exit_code if self.stop.requested else EXIT_STARTUP_FAILED
+        return self._run()
 
     def _run(self) -> int:
         log.info(
