@@ -1,5 +1,5 @@
 """How the supervisor starts a worker process: forked from the supervisor, or as
-``python -m jobqueue.runtime.spawn SETTINGS_JSON``.
+``python -m jobqueue.runtime.spawn`` with its settings as JSON on standard input.
 
 Forking is the default where it is safe: the child starts with the supervisor's imports
 (SQLAlchemy, the apps) already done, which saves about half a second per worker start, and a
@@ -64,7 +64,18 @@ def start_worker_process(settings: WorkerSettings) -> ForkedProcess | subprocess
         if pid == 0:
             _forked_child(settings)  # never returns
         return ForkedProcess(pid)
-    return subprocess.Popen([sys.executable, "-m", "jobqueue.runtime.spawn", settings.to_json()])
+    # The settings (the database URL and its password among them) go through a pipe: argv is
+    # world-readable (ps, /proc/PID/cmdline), a pipe only to the two ends.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "jobqueue.runtime.spawn"], stdin=subprocess.PIPE
+    )
+    assert child.stdin is not None
+    try:
+        with child.stdin:
+            child.stdin.write(settings.to_json().encode())
+    except BrokenPipeError:
+        pass  # it died before reading them: reaped and restarted like any crashed worker
+    return child
 
 
 def _forked_child(settings: WorkerSettings) -> None:
@@ -110,4 +121,4 @@ def run_worker_process(settings: WorkerSettings) -> None:
 
 
 if __name__ == "__main__":
-    run_worker_process(WorkerSettings.from_json(sys.argv[1]))
+    run_worker_process(WorkerSettings.from_json(sys.stdin.read()))

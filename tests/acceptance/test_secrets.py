@@ -1,0 +1,51 @@
+"""Secrets stay out of other users' sight: a worker started as a fresh interpreter gets its
+settings (the database URL, password included) through a pipe, not argv, which any user can read
+in ``ps`` or ``/proc/PID/cmdline``."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from jobqueue import JobQueue
+
+from workers import wait_until
+
+SECRET = "S3cretPW-not-for-ps"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _worker_pids(jq: JobQueue) -> list[int]:
+    with jq.transaction(read_only=True) as connection:
+        rows = connection.execute(text("SELECT pid FROM job_processes WHERE kind = 'worker'"))
+        return [int(pid) for (pid,) in rows]
+
+
+# PostgreSQL here trusts local connections, so a URL with a password still connects; the other
+# backends would refuse the made-up password.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_no_worker_has_the_password_in_its_command_line(jq: JobQueue, work: Any) -> None:
+    url = make_url(jq.database_url).set(password=SECRET).render_as_string(hide_password=False)
+    # --metrics-port gives the supervisor a second thread, so workers start as fresh
+    # interpreters (a fork would not need argv at all).
+    runner = work("--metrics-port", str(_free_port()), "--processes", "2", database_url=url)
+
+    def two_workers() -> bool:
+        assert runner.process.poll() is None, runner.output()[-3000:]
+        return len(_worker_pids(jq)) == 2
+
+    wait_until(two_workers, 60, "two workers to register")
+    for pid in _worker_pids(jq):
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"jobqueue.runtime.spawn" in arguments, arguments  # a fresh interpreter indeed
+        assert not any(SECRET.encode() in argument for argument in arguments), arguments
