@@ -24,8 +24,9 @@ from jobqueue.db import (
     check_server_version,
     create_engine,
     mask_url,
-    unavailable,
+    missing_sqlite_file,
 )
+from jobqueue.db_errors import unavailable
 from jobqueue.errors import SchemaError
 from jobqueue.schema import SCHEMA_REVISION, VERSION_TABLE
 
@@ -128,6 +129,13 @@ class Database:
         engine = connection.engine if connection is not None else self.engine
         if engine in _verified_engines:
             return
+        missing = missing_sqlite_file(engine.url)
+        if missing is not None:
+            # Checked before connecting: SQLite would create an empty file and leave it behind.
+            raise SchemaError(
+                f"the SQLite database {missing} does not exist; run `jobrunner migrate "
+                f"--database-url {mask_url(engine.url)}` first"
+            )
         with _verify_lock:
             if engine in _verified_engines:
                 return

@@ -10,6 +10,8 @@ REPEATABLE READ block concurrent enqueues) and must support ``SKIP LOCKED``.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, event
@@ -17,13 +19,10 @@ from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
-    DBAPIError,
-    InterfaceError,
     NoSuchModuleError,
-    OperationalError,
 )
 
-from jobqueue.errors import ConfigurationError, DatabaseUnavailableError
+from jobqueue.errors import ConfigurationError
 
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -41,11 +40,17 @@ _MIN_MARIADB = (10, 6)
 
 
 def mask_url(url: str | URL) -> str:
-    """The URL as text with any password replaced by ``***``, safe for logs and errors."""
+    """The URL as text with any password replaced by ``***``, safe for logs and errors: the
+    password part, and query parameters that carry one (``?password=``, ``sslpassword``, …)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
-        pass
+        parsed = None
+    if parsed is not None:
+        secret = [key for key in parsed.query if _SECRET_QUERY_KEY.search(key)]
+        if secret:
+            parsed = parsed.update_query_dict({key: "***" for key in secret})
+        return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
     # Unparsable: show it as written, but with everything between the user name's ":" and the
     # last "@" masked (a password may itself contain ":", "/" or "@").
     text = str(url)
@@ -58,6 +63,9 @@ def mask_url(url: str | URL) -> str:
     return f"{text[: colon + 1]}***{text[at:]}"
 
 
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token", re.IGNORECASE)
+
+
 def normalize_url(url: str | URL) -> URL:
     """Parse ``url`` and choose our driver when none is named (``postgresql://`` → psycopg 3)."""
     try:
@@ -67,6 +75,10 @@ def normalize_url(url: str | URL) -> URL:
             f"{mask_url(url)!r} is not a database URL; expected e.g. sqlite:///jobqueue.db, "
             "postgresql://user@host/db or mysql://user@host/db"
         ) from None
+    if parsed.drivername.split("+")[0] == "postgres":
+        # What hosting services hand out (Heroku, Render, Fly); SQLAlchemy knows only the name
+        # "postgresql".
+        parsed = parsed.set(drivername=parsed.drivername.replace("postgres", "postgresql", 1))
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
         raise ConfigurationError(
@@ -227,6 +239,20 @@ def autocommit_options(dialect: str) -> dict[str, Any] | None:
     return None
 
 
+def missing_sqlite_file(url: URL) -> str | None:
+    """The path of a SQLite database file that does not exist in a folder that does
+    (connecting would create it, empty), or None. Anything but a plain file path (another
+    backend, ``file:`` URIs) is None; so is a path whose folder is missing, which connecting
+    reports as a database that cannot be opened."""
+    if url.get_backend_name() != "sqlite" or url.query.get("uri"):
+        return None
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    return path if os.path.isdir(folder) and not os.path.exists(path) else None
+
+
 def supports_notify(dialect: str) -> bool:
     """Whether workers can wake on LISTEN/NOTIFY (PostgreSQL); other backends poll."""
     return dialect == "postgresql"
@@ -251,49 +277,3 @@ def check_server_version(engine: Engine) -> None:
             f"{product} {'.'.join(map(str, version))} at {mask_url(engine.url)} is too old: "
             f"jobqueue needs {product} >= {'.'.join(map(str, minimum))} for SKIP LOCKED"
         )
-
-
-def unavailable(engine: Engine, error: DBAPIError) -> DatabaseUnavailableError:
-    """A :class:`DatabaseUnavailableError` naming the masked URL and the driver's reason."""
-    reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-    return DatabaseUnavailableError(
-        f"cannot reach the database at {mask_url(engine.url)}: {reason}"
-    )
-
-
-def operational_error(engine: Engine, error: DBAPIError) -> Exception:
-    """The error to raise for ``error``: a clear jobqueue error where the database could not be
-    used (lost connection, SQLite lock held past the busy timeout), else ``error`` itself."""
-    reason = str(error.orig).strip() if error.orig else str(error)
-    if engine.dialect.name == "sqlite" and ("locked" in reason or "busy" in reason):
-        return DatabaseUnavailableError(
-            f"{mask_url(engine.url)} stayed locked by another writer for longer than the busy "
-            f"timeout ({reason}); nothing was written"
-        )
-    if is_disconnect(error):
-        return unavailable(engine, error)
-    if isinstance(error, OperationalError):
-        return DatabaseUnavailableError(f"database error at {mask_url(engine.url)}: {reason}")
-    return error
-
-
-def is_transient(error: BaseException) -> bool:
-    """Errors worth retrying: a lost connection, a deadlock, a lock wait, an outage."""
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, (OperationalError, InterfaceError, DatabaseUnavailableError))
-
-
-def is_disconnect(error: BaseException) -> bool:
-    """True for errors that mean the connection was lost (the pool has dropped it)."""
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
-
-
-def is_deadlock(error: BaseException) -> bool:
-    """A deadlock victim (PostgreSQL 40P01, MySQL 1213), or a lock wait that timed out (1205)."""
-    if not isinstance(error, DBAPIError) or error.orig is None:
-        return False
-    code = getattr(error.orig, "sqlstate", None) or ""
-    args = getattr(error.orig, "args", ())
-    mysql_code = args[0] if args and isinstance(args[0], int) else None
-    return code in ("40P01", "40001") or mysql_code in (1213, 1205)

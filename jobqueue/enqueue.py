@@ -22,7 +22,8 @@ from ulid import ULID
 
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.database import Database
-from jobqueue.db import autocommit_options, is_deadlock, is_disconnect, mask_url, operational_error
+from jobqueue.db import autocommit_options, mask_url
+from jobqueue.db_errors import is_deadlock, is_disconnect, operational_error
 from jobqueue.errors import DatabaseUnavailableError
 from jobqueue.registry import registry
 from jobqueue.schema import PENDING

@@ -154,6 +154,10 @@ def decode_arguments(text: str) -> tuple[list[Any], dict[str, Any]]:
         payload = json.loads(text)
     except (TypeError, ValueError) as error:
         raise ValueError(f"the stored arguments are not valid JSON: {error}") from None
+    except RecursionError:
+        # Enqueue refuses nesting past MAX_DEPTH; a row written some other way still gets a
+        # clear error instead of a crash wherever it is read (worker, CLI, dashboard).
+        raise ValueError("the stored arguments are nested too deeply to decode") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("args", []), list):
         raise ValueError('the stored arguments are not an object of the form {"args": [...]}')
     kwargs = payload.get("kwargs", {})

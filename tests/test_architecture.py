@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jobqueue"
 
 #: Where SQL is built and backend differences live (the store's wing); config.py parses URLs.
-SQL_WING = ("store/", "db.py", "database.py", "schema.py", "migrations.py")
+SQL_WING = ("store/", "db.py", "db_errors.py", "database.py", "schema.py", "migrations.py")
 BACKEND_NAMES_ALLOWED = (*SQL_WING, "config.py")
 #: SQLAlchemy names that build SQL; the rest of the package may use connections, engines and
 #: the exceptions, never these.

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from jobqueue.cli.common import admin_for, iso, table
+from jobqueue.cli.common import admin_for, iso, printable, table
 from jobqueue.schema import STATUSES
 from jobqueue.store.jobs import JobRecord
 
@@ -91,12 +91,13 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
                     j.name,
                     j.queue,
                     j.status,
-                    f"{j.attempts}/{j.max_attempts}",
+                    f"{j.failed_attempts}/{j.max_attempts}",
                     iso(j.scheduled_for),
                 )
                 for j in jobs
             ],
-            ["ID", "NAME", "QUEUE", "STATUS", "ATTEMPTS", "SCHEDULED_FOR"],
+            # Failed attempts against the limit: a job retried once shows 1/2, not 2/2.
+            ["ID", "NAME", "QUEUE", "STATUS", "FAILURES", "SCHEDULED_FOR"],
         )
     )
     if len(jobs) == args.limit:
@@ -111,11 +112,14 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
         return 0
     error = data.pop("last_error")
     for key, value in data.items():
-        print(f"{key + ':':17}{value}")
+        # Arguments as JSON, as they are stored and as the dashboard shows them.
+        shown = json.dumps(value, ensure_ascii=False) if key in ("args", "kwargs") else value
+        print(f"{key + ':':17}{printable(shown)}")
     if error:
-        print(f"{'last_error:':17}{error.get('type')}: {error.get('message')}")
-        if error.get("traceback"):
-            print(error["traceback"].rstrip())
+        summary = f"{error['type']}: {error['message']}" if error["type"] else error["message"]
+        print(f"{'last_error:':17}{printable(summary)}")
+        if error["traceback"]:
+            print(printable(error["traceback"].rstrip(), lines=True))
     return 0
 
 

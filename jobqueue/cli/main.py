@@ -16,7 +16,8 @@ from typing import NoReturn
 import structlog
 
 from jobqueue.config import resolve_database_url
-from jobqueue.db import create_engine, mask_url, operational_error
+from jobqueue.db import create_engine, mask_url
+from jobqueue.db_errors import operational_error
 from jobqueue.errors import JobQueueError
 from jobqueue.log import ENV_LOG_LEVEL, configure_logging
 
@@ -111,7 +112,7 @@ def _current(engine: object) -> str | None:
 
 def _database_error(args: argparse.Namespace, error: Exception) -> str:
     """One line for a database error a command let escape: the driver's first line, or what
-    :func:`jobqueue.db.operational_error` makes of it, naming the masked URL."""
+    :func:`jobqueue.db_errors.operational_error` makes of it, naming the masked URL."""
     from sqlalchemy.exc import DBAPIError
 
     assert isinstance(error, DBAPIError)

@@ -118,7 +118,10 @@ def _queue_list(value: Any, where: str) -> list[str] | None:
     if not isinstance(items, list) or not all(isinstance(q, str) for q in items):
         raise ConfigurationError(f"{where}: queues must be a list of names or 'a,b'")
     queues = [q.strip() for q in items if q.strip()]
-    return None if not queues or "*" in queues else queues
+    if not queues:
+        # An unset shell variable ($QUEUES) must not quietly mean every queue.
+        raise ConfigurationError(f"{where}: no queue named; use '*' for every queue")
+    return None if "*" in queues else queues
 
 
 def build_settings(args: argparse.Namespace) -> SupervisorSettings:
@@ -172,7 +175,7 @@ def _groups(
             **{
                 **base.__dict__,
                 "queues": _queue_list(args.queues, "--queues"),
-                "threads": args.threads or DEFAULT_THREADS,
+                "threads": args.threads if args.threads is not None else DEFAULT_THREADS,
             }
         )
         return [(settings.validate(), args.processes if args.processes is not None else 1)]

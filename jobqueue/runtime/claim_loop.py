@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import structlog
 
 from jobqueue.database import Database
-from jobqueue.db import is_transient
+from jobqueue.db_errors import is_transient
 from jobqueue.runtime.dispatcher import Dispatcher
 from jobqueue.runtime.heartbeat import Heartbeat
 from jobqueue.runtime.in_flight import InFlight, claim_limits

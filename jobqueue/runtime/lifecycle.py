@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from jobqueue.database import Database
-from jobqueue.db import is_transient
+from jobqueue.db_errors import is_transient
 from jobqueue.errors import JobQueueError
 from jobqueue.runtime.host import hostname
 from jobqueue.store import processes

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
-from jobqueue import JobQueue, job
+from jobqueue import JobCall, JobQueue, job
 from jobqueue import admin as admin_module
 from jobqueue.admin import NotFoundError
 from jobqueue.cli import main
@@ -183,3 +184,54 @@ def test_operator_commands(jq: JobQueue, capsys: pytest.CaptureFixture[str]) -> 
 
     assert main(["prune", "--status", "failed", "--older-than", "30d", *url]) == 0
     assert "pruned 0 failed job(s)" in capsys.readouterr().out
+
+
+def test_cli_output_escapes_control_characters_and_shows_arguments_as_json(
+    jq: JobQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job's name, queue, arguments and error are data from producers and job code: printed
+    raw, an escape sequence in them retitles the terminal or forges a log line."""
+    url = ["--database-url", jq.database_url]
+    evil = "\x1b]0;pwned\x07\rFAKE LOG\u202e"
+    handle = jq.enqueue_many([JobCall("admin.nope", args=[evil, {"k": 1}], queue="q" + evil)])[0]
+    with jq.transaction() as connection:
+        connection.execute(
+            update(job_queue).where(job_queue.c.id == handle.id).values(last_error=evil)
+        )
+    for command in (["jobs", "list"], ["jobs", "show", handle.id], ["queues"]):
+        assert main([*command, *url]) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "\r" not in out and "\x07" not in out, command
+        assert "\u202e" not in out, command
+        assert "\\x1b]0;pwned\\x07\\x0dFAKE LOG\\u202e" in out, (command, out)
+    assert main(["jobs", "show", handle.id, *url]) == 0
+    shown = capsys.readouterr().out
+    assert 'args:            ["\\u001b]0;pwned' in shown  # JSON, as stored, not a Python repr
+    assert '{"k": 1}' in shown and "{'k': 1}" not in shown
+
+
+def test_jobs_list_shows_failures_against_the_limit(
+    jq: JobQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handle = jq.enqueue_many([JobCall("admin.ok", max_attempts=3)])[0]
+    with jq.transaction() as connection:
+        connection.execute(
+            update(job_queue)
+            .where(job_queue.c.id == handle.id)
+            .values(attempts=2, failed_attempts=1)
+        )
+    assert main(["jobs", "list", "--database-url", jq.database_url]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert "FAILURES" in header and "1/3" in row.split()
+
+
+def test_operator_commands_on_an_unmigrated_database_say_run_migrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """And on SQLite they leave no empty database file behind."""
+    path = tmp_path / "never-migrated.db"
+    for command in (["jobs", "list"], ["queues"], ["stats"]):
+        assert main([*command, "--database-url", f"sqlite:///{path}"]) == 1
+        err = capsys.readouterr().err
+        assert "run `jobrunner migrate" in err and "Traceback" not in err, err
+    assert not path.exists()

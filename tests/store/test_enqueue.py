@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -249,3 +250,10 @@ def test_an_enqueue_on_a_connection_the_server_closed_is_sent_again(jq: JobQueue
         handle = send_welcome.using(jobqueue=client).enqueue(2)
         assert _rows_with_id(jq, handle.id) == 1
         assert jq.count_jobs() == 2
+
+
+def test_enqueue_to_a_sqlite_file_never_migrated_leaves_no_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    with pytest.raises(SchemaError, match=r"does not exist; run `jobrunner migrate"):
+        JobQueue(f"sqlite:///{path}").enqueue(send_welcome, 1)
+    assert not path.exists()

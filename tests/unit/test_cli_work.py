@@ -80,3 +80,39 @@ def test_work_with_a_missing_app_module_fails_in_one_line(project: Path) -> None
     assert done.returncode == 1
     assert "cannot import the job module 'no.such.module'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_zero_threads_and_an_empty_queue_list_are_refused_not_defaulted() -> None:
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        build_settings(parse("--threads", "0"))
+    for empty in ("", " , "):  # an unset $QUEUES must not mean every queue
+        with pytest.raises(ConfigurationError, match="no queue named"):
+            build_settings(parse("--queues", empty))
+
+
+def test_durations_need_a_unit_and_a_sane_size() -> None:
+    from argparse import ArgumentTypeError
+    from datetime import timedelta
+
+    from jobqueue.cli.common import parse_duration
+
+    assert parse_duration("30d") == timedelta(days=30)
+    assert parse_duration("0") == timedelta(0)  # zero means the same in every unit
+    with pytest.raises(ArgumentTypeError, match="no unit"):
+        parse_duration("30")
+    with pytest.raises(ArgumentTypeError, match="longer than 100 years"):
+        parse_duration("99999999999w")
+
+
+def test_prune_with_a_unitless_or_huge_duration_is_one_line_not_a_traceback(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobqueue.cli import main
+
+    url = f"sqlite:///{project}/q.db"
+    for bad in ("30", "99999999999w"):
+        with pytest.raises(SystemExit) as exited:
+            main(["prune", "--status", "failed", "--older-than", bad, "--database-url", url])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "--older-than" in err and "Traceback" not in err

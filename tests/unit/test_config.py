@@ -75,6 +75,12 @@ def test_password_is_masked() -> None:
     assert mask_url("postgresql://bob:s3cret@db/x") == "postgresql://bob:***@db/x"
 
 
+def test_a_password_in_the_query_is_masked_too() -> None:
+    masked = mask_url("postgresql://bob@db/x?password=s3cret&sslmode=require&sslpassword=k3y")
+    assert "s3cret" not in masked and "k3y" not in masked
+    assert masked == "postgresql://bob@db/x?password=***&sslmode=require&sslpassword=***"
+
+
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
@@ -94,6 +100,11 @@ def test_driver_is_chosen_when_the_url_names_none() -> None:
     assert normalize_url("postgresql://h/db").drivername == "postgresql+psycopg"
     assert normalize_url("mysql://h/db").drivername == "mysql+pymysql"
     assert normalize_url("mariadb://h/db").drivername == "mariadb+pymysql"
+
+
+def test_postgres_urls_as_hosting_services_hand_them_out_are_accepted() -> None:
+    assert normalize_url("postgres://u:p@h:5432/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgres+psycopg://u@h/db").drivername == "postgresql+psycopg"
 
 
 @pytest.mark.parametrize(

@@ -128,3 +128,11 @@ def test_absurdly_deep_structures_are_refused_not_a_recursion_error() -> None:
     for _ in range(90):
         fine = {"a": [fine]}
     assert decode_arguments(encode_arguments([fine], {}))[0] == [fine]
+
+
+def test_a_stored_row_nested_past_the_interpreter_s_limit_is_a_clear_error() -> None:
+    """Enqueue refuses such nesting, but a row written some other way must still fail its
+    attempt (and show in the CLI and dashboard) with an error, not a RecursionError."""
+    deep = '{"args": [' + "[" * 200_000 + "]" * 200_000 + "]}"
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode_arguments(deep)
