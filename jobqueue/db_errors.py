@@ -39,10 +39,46 @@ def operational_error(engine: Engine, error: DBAPIError) -> Exception:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Errors worth retrying: a lost connection, a deadlock, a lock wait, an outage."""
+    """Errors worth retrying: a lost connection, a deadlock, a lock wait, an outage; not a
+    wrong password, a database or user that does not exist, or a host name that does not
+    resolve (:func:`is_misconfiguration`), which waiting will not mend."""
+    if is_misconfiguration(error):
+        return False
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     return isinstance(error, (OperationalError, InterfaceError, DatabaseUnavailableError))
+
+
+#: What servers and drivers say when the settings, not the server's state, are wrong.
+_MISCONFIGURED_TEXT = (
+    "password authentication failed",  # PostgreSQL
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "does not exist",  # PostgreSQL: database "x" / role "x" does not exist
+    "could not translate host name",  # libpq: the host name does not resolve
+    "name or service not known",
+    "nodename nor servname provided",
+)
+#: MySQL/MariaDB: access denied to a database / for a user, unknown database, unknown host.
+_MISCONFIGURED_MYSQL = (1044, 1045, 1049, 2005)
+
+
+def is_misconfiguration(error: BaseException) -> bool:
+    """Whether ``error`` (or the driver error behind it) says the connection settings are
+    wrong, so that a process starting up fails at once with one line instead of waiting for
+    ever as it does for a database that is still starting."""
+    seen: BaseException | None = error
+    for _ in range(5):  # the driver error may sit behind our own wrapper
+        if seen is None:
+            return False
+        if isinstance(seen, DBAPIError) and seen.orig is not None:
+            args = getattr(seen.orig, "args", ())
+            if args and isinstance(args[0], int) and args[0] in _MISCONFIGURED_MYSQL:
+                return True
+            text = str(seen.orig).lower()
+            return any(marker in text for marker in _MISCONFIGURED_TEXT)
+        seen = seen.__cause__
+    return False
 
 
 def is_disconnect(error: BaseException) -> bool:

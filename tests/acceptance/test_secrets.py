@@ -49,3 +49,24 @@ def test_no_worker_has_the_password_in_its_command_line(jq: JobQueue, work: Any)
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert b"jobqueue.runtime.spawn" in arguments, arguments  # a fresh interpreter indeed
         assert not any(SECRET.encode() in argument for argument in arguments), arguments
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"], indirect=True)
+def test_wrong_connection_settings_fail_at_once_in_one_line(jq: JobQueue, work: Any) -> None:
+    """A database that is still starting is waited for; a database that does not exist, a
+    user that does not exist or a wrong password will not get better, and must not look like
+    a hang."""
+    base = make_url(jq.database_url)
+    wrong = [base.set(database="no_such_database_jq")]
+    if jq.dialect == "mysql":
+        wrong.append(base.set(password="wrong-" + SECRET))
+    else:
+        wrong.append(base.set(username="no_such_role_jq"))
+    for url in wrong:
+        runner = work("--burst", database_url=url.render_as_string(hide_password=False))
+        code = runner.wait(30)
+        output = runner.output()
+        assert code == 1, output[-3000:]
+        assert "process_start_waiting" not in output, output[-3000:]
+        assert "jobrunner work: error:" in output and "Traceback" not in output, output[-3000:]
+        assert SECRET not in output
