@@ -24,6 +24,7 @@ from jobqueue.cli.common import parse_duration
 from jobqueue.config import find_project_settings, resolve_database_url
 from jobqueue.errors import ConfigurationError
 from jobqueue.recurring import tasks_from_settings
+from jobqueue.registry import registry
 from jobqueue.runtime.supervisor import Supervisor, SupervisorSettings
 from jobqueue.settings import DEFAULT_THREADS, WorkerSettings, timing_from_environment
 
@@ -61,6 +62,11 @@ def add_work_parser(commands: Any) -> None:
     )
     work.add_argument(
         "--burst", action="store_true", help="exit 0 once nothing is running and no job is due"
+    )
+    work.add_argument(
+        "--allow-no-jobs",
+        action="store_true",
+        help="start even though no job is registered (every job claimed would fail as unknown)",
     )
     work.add_argument(
         "--max-jobs", type=int, metavar="N", help="recycle a worker process after N jobs"
@@ -211,6 +217,13 @@ def cmd_work(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     # Import the apps here too, so a typo fails now with one clear line, not in every child.
     import_apps(settings.groups[0][0].apps)
+    if not registry.names() and not args.allow_no_jobs:
+        # Such a worker claims every due job only to fail it as unknown, attempt after attempt.
+        raise ConfigurationError(
+            "no job is registered: name the modules that define your jobs with --app MODULE "
+            "(or apps = [...] under [tool.jobqueue] in pyproject.toml); --allow-no-jobs starts "
+            "anyway"
+        )
     if args.metrics_port is not None:
         _serve_metrics(settings.database_url, args.metrics_host, args.metrics_port)
     return Supervisor(settings).run()

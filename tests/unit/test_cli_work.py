@@ -116,3 +116,16 @@ def test_prune_with_a_unitless_or_huge_duration_is_one_line_not_a_traceback(
         assert exited.value.code == 2
         err = capsys.readouterr().err
         assert "--older-than" in err and "Traceback" not in err
+
+
+def test_work_with_no_job_registered_refuses_to_start(project: Path) -> None:
+    """Such a worker would claim every due job only to fail it as unknown, 25 times over."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "jobqueue", "work", "--burst"]
+    command += ["--database-url", f"sqlite:///{project}/q.db"]
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "no job is registered" in done.stderr and "--app MODULE" in done.stderr
+    assert "Traceback" not in done.stderr
