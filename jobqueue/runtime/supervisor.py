@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from ulid import ULID
@@ -30,7 +30,7 @@ from jobqueue.runtime.scheduler import Scheduler
 from jobqueue.runtime.spawn import ForkedProcess, start_worker_process
 from jobqueue.runtime.worker import EXIT_OK, EXIT_RECYCLE
 from jobqueue.settings import WorkerSettings
-from jobqueue.store import processes
+from jobqueue.store import claims, processes
 
 log = structlog.get_logger("jobqueue.supervisor")
 
@@ -135,9 +135,26 @@ class Supervisor:
                     processes.deregister(connection, self.process_id)
             except Exception as error:
                 log.warning("deregister_failed", process_id=self.process_id, error=str(error))
-            log.info("process_stopped", kind="supervisor", process_id=self.process_id)
+            log.info(
+                "process_stopped",
+                kind="supervisor",
+                process_id=self.process_id,
+                **self._later_jobs(),
+            )
             self.jobqueue.close()
         return 0
+
+    def _later_jobs(self) -> dict[str, object]:
+        """For ``--burst``, whose last line should not let a job scheduled for later pass
+        unnoticed: how many are left pending and when the first is due."""
+        if not self.settings.burst:
+            return {}
+        try:
+            with self.jobqueue.transaction(read_only=True) as connection:
+                count, first = claims.scheduled_later(connection, datetime.now(UTC))
+        except Exception:  # the line is informative; a database gone by now must not fail exit
+            return {}
+        return {"scheduled_later": count, "next_due_at": first.isoformat() if first else None}
 
     def _supervise(self) -> None:
         """Until every child is done (burst) or stopped: pass signals on, reap and restart

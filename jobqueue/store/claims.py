@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -239,3 +239,15 @@ def running_count(connection: Connection, queues: Sequence[str] | None = None) -
     if queues is not None:
         query = query.where(job_queue.c.queue.in_(list(queues)))
     return int(connection.execute(query).scalar_one())
+
+
+def scheduled_later(connection: Connection, now: datetime) -> tuple[int, datetime | None]:
+    """How many pending jobs are not due yet, and when the first of them is."""
+    count, first = connection.execute(
+        select(func.count(), func.min(job_queue.c.scheduled_for)).where(
+            job_queue.c.status == PENDING, job_queue.c.scheduled_for > now
+        )
+    ).one()
+    if first is not None and first.tzinfo is None:
+        first = first.replace(tzinfo=UTC)
+    return int(count), first

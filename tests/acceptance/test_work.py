@@ -307,3 +307,16 @@ def test_three_supervisors_enqueue_each_occurrence_exactly_once(jq, work) -> Non
     assert steps == {1.0}, f"occurrences missing: {sorted(steps)}"
     settled = [job for job in jobs if job.scheduled_for < times[-1] - timedelta(seconds=2)]
     assert all(job.status == SUCCEEDED for job in settled)  # and the workers ran them
+
+
+def test_burst_says_how_many_jobs_it_leaves_scheduled_for_later(jq, ledger, work) -> None:
+    """A job due after the burst ends is not run, and the last line must say so."""
+    now_job = ledger_jobs.record.using(jobqueue=jq).enqueue("now")
+    later = ledger_jobs.record.using(jobqueue=jq).enqueue_in(timedelta(hours=1), "later")
+    runner = work("--burst")
+    assert runner.wait(60) == 0, runner.output()[-3000:]
+    assert status(jq, now_job.id) == SUCCEEDED and status(jq, later.id) == PENDING
+    (stopped,) = [e for e in runner.events("process_stopped") if e.get("kind") == "supervisor"]
+    assert stopped["scheduled_later"] == 1
+    row = jq.get_job(later.id)
+    assert row is not None and stopped["next_due_at"] == row.scheduled_for.isoformat()
