@@ -169,3 +169,13 @@ def test_alembic_upgrade_from_the_repository_switches_sqlite_to_wal(tmp_path: Pa
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         engine.dispose()
+
+
+def test_migrate_says_its_result_once(
+    fresh_database: TestDatabase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["migrate", "--database-url", fresh_database.url]) == 0
+    captured = capsys.readouterr()
+    both = captured.out + captured.err
+    assert both.count(SCHEMA_REVISION) == 1, both
+    assert captured.out.startswith(f"jobqueue schema at revision {SCHEMA_REVISION} in ")

@@ -190,3 +190,33 @@ def test_an_error_that_cannot_be_described_is_still_recorded(jq: JobQueue) -> No
     handle = unprintable.enqueue()
     assert drain(jq) == {PENDING: 1}
     assert "could not be recorded in full" in last_error(jq, handle.id)["message"]
+
+
+def test_drain_prints_no_line_per_succeeded_job(jq: JobQueue) -> None:
+    """An app whose structlog is not configured would see every DEBUG event in its test
+    output; a success is in drain's returned counts instead. A fresh interpreter: the host
+    app's never-configured structlog, not this suite's."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys
+        from jobqueue import JobCall, JobQueue, job
+        from jobqueue.testing import drain
+
+        @job(name="exec.quiet")
+        def quiet() -> None: ...
+
+        jq = JobQueue(sys.argv[1])
+        jq.enqueue_many([JobCall("exec.quiet")])
+        print(dict(drain(jq)))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, jq.database_url], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "{'succeeded': 1}", done.stdout + done.stderr
+    assert "job_succeeded" not in done.stdout + done.stderr

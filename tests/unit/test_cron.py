@@ -71,3 +71,10 @@ def test_tasks_from_jobs_and_settings() -> None:
     with pytest.raises(ConfigurationError, match="unknown setting"):
         tasks_from_settings({"recurring": {"x": {"job": "a", "cron": "* * * * *", "cronn": 1}}})
     assert timedelta(0) == timedelta(0)
+
+
+def test_the_sixth_field_is_the_second_as_the_readme_shows() -> None:
+    task = RecurringTask(key="poll", cron="*/5 * * * * 30", job_name="poll")
+    start = datetime(2026, 12, 1, 1, 2, tzinfo=UTC)
+    assert task.next_occurrence(start) == datetime(2026, 12, 1, 1, 5, 30, tzinfo=UTC)
+    assert task.latest_occurrence(start) == datetime(2026, 12, 1, 1, 0, 30, tzinfo=UTC)
