@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobqueue.cli.common import admin_for, iso, parse_duration, table
+from jobqueue.queue import JobQueue
 
 
 def add_admin_parsers(commands: Any, add_database_url: Any) -> None:
@@ -20,6 +21,10 @@ def add_admin_parsers(commands: Any, add_database_url: Any) -> None:
     queue_actions = queues.add_subparsers(dest="action", metavar="ACTION")
     for verb in ("pause", "resume"):
         sub = queue_actions.add_parser(verb, help=f"{verb} claiming from a queue")
+        if verb == "pause":
+            sub.add_argument(
+                "--ahead", action="store_true", help="pause a queue that has no job yet"
+            )
         # SUPPRESS: a value given before the action (on `queues`) is not reset to None.
         sub.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS)
         sub.add_argument("queue")
@@ -80,7 +85,14 @@ def cmd_queues(args: argparse.Namespace) -> int:
 
 
 def cmd_queue_pause(args: argparse.Namespace) -> int:
-    changed = admin_for(args).pause(args.queue)
+    admin = admin_for(args)
+    if not args.ahead and not JobQueue(args.database_url).count_jobs(queue=args.queue):
+        # Most likely a typo, which would otherwise pause nothing and say it did.
+        raise ValueError(
+            f"queue {args.queue!r} has no jobs (a typo?); pass --ahead to pause it before any "
+            "arrive"
+        )
+    changed = admin.pause(args.queue)
     print(f"queue {args.queue!r} {'paused' if changed else 'was already paused'}")
     return 0
 

@@ -58,6 +58,12 @@ class ClaimedJob:
         return (self.id, self.attempts)
 
     @property
+    def attempt(self) -> int:
+        """This attempt's number, from 1 (what the logs call ``attempt``): ``attempts`` counts
+        the claims so far, this one included."""
+        return self.attempts
+
+    @property
     def is_last_attempt(self) -> bool:
         """Whether a failure of this attempt uses up the job's attempts (the give-up rule)."""
         return self.failed_attempts + 1 >= self.max_attempts

@@ -235,3 +235,15 @@ def test_operator_commands_on_an_unmigrated_database_say_run_migrate(
         err = capsys.readouterr().err
         assert "run `jobrunner migrate" in err and "Traceback" not in err, err
     assert not path.exists()
+
+
+def test_pausing_a_queue_with_no_jobs_is_refused_unless_ahead(
+    jq: JobQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = ["--database-url", jq.database_url]
+    assert main(["queues", "pause", "defualt", *url]) == 1  # a typo
+    assert "has no jobs" in capsys.readouterr().err
+    assert jq.admin.queues() == []
+    assert main(["queues", "pause", "--ahead", "nightly", *url]) == 0
+    assert capsys.readouterr().out == "queue 'nightly' paused\n"
+    assert [q.queue for q in jq.admin.queues() if q.paused] == ["nightly"]

@@ -20,6 +20,18 @@ def _reset() -> None:
     calls.clear()
 
 
+seen: list[tuple[int, int]] = []
+
+
+@job(name="exec.attempt_probe", backoff=0)
+def attempt_probe() -> None:
+    job = current_job()
+    assert job is not None
+    seen.append((job.attempt, job.attempts))
+    if job.attempt == 1:
+        raise RuntimeError("fail the first attempt")
+
+
 @job(name="exec.record")
 def record(value: object) -> None:
     calls.append(value)
@@ -220,3 +232,10 @@ def test_drain_prints_no_line_per_succeeded_job(jq: JobQueue) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "{'succeeded': 1}", done.stdout + done.stderr
     assert "job_succeeded" not in done.stdout + done.stderr
+
+
+def test_current_job_attempt_is_the_number_the_logs_show(jq: JobQueue) -> None:
+    seen.clear()
+    attempt_probe.using(jobqueue=jq).enqueue()
+    assert drain(jq) == {"pending": 1, "succeeded": 1}  # backoff 0: the retry is due at once
+    assert seen == [(1, 1), (2, 2)]  # (attempt, attempts)
