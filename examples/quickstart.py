@@ -10,7 +10,7 @@ Jobs defined in a script get an explicit ``name=``: the worker imports this file
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime
 
 from jobqueue import Job, enqueue_many, job
 
@@ -34,7 +34,9 @@ def main() -> None:
     jobs = [
         send_welcome.enqueue(42),
         send_welcome.using(priority=-5, queue="urgent").enqueue(7, greeting="Hello"),
-        send_welcome.enqueue_in(timedelta(seconds=1), 43),
+        # enqueue_at takes an aware time; enqueue_in(timedelta(minutes=10), ...) runs it later
+        # (and `work --burst` would leave it pending, saying so in its last line).
+        send_welcome.enqueue_at(datetime.now(UTC), 43),
         add.enqueue(2, 3),
         Resize.enqueue("cat.png", width=200),
     ]
