@@ -180,11 +180,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
                 "SUCCEEDED",
                 "RETRIED",
                 "FAILED",
-                "DISCARDED",
+                "CANCELLED BY JOB",
                 "JOBS/S",
-                "FAILURE RATE",
+                "FAILED ATTEMPTS",
             ],
         )
+    )
+    # What the columns count, since two of them are easy to misread.
+    print(
+        "PROCESSED = succeeded + failed + cancelled by job; FAILED ATTEMPTS = retried and "
+        "failed attempts among all attempts; CANCELLED BY JOB = discard_on or JobCancelled "
+        "(an operator's `jobs discard` deletes jobs and is not counted)"
     )
     return 0
 

@@ -247,3 +247,14 @@ def test_pausing_a_queue_with_no_jobs_is_refused_unless_ahead(
     assert main(["queues", "pause", "--ahead", "nightly", *url]) == 0
     assert capsys.readouterr().out == "queue 'nightly' paused\n"
     assert [q.queue for q in jq.admin.queues() if q.paused] == ["nightly"]
+
+
+def test_stats_columns_say_what_they_count(
+    jq: JobQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["stats", "--database-url", jq.database_url]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    assert "FAILED ATTEMPTS" in header and "CANCELLED BY JOB" in header
+    assert "FAILURE RATE" not in header and "DISCARDED" not in header
+    assert "among all attempts" in out and "`jobs discard` deletes jobs" in out
