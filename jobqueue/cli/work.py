@@ -64,6 +64,13 @@ def add_work_parser(commands: Any) -> None:
         "--burst", action="store_true", help="exit 0 once nothing is running and no job is due"
     )
     work.add_argument(
+        "--startup-timeout",
+        type=float,
+        metavar="S",
+        help="give up after S seconds if the database cannot be reached at start "
+        "(default: wait for it, as for a database starting alongside)",
+    )
+    work.add_argument(
         "--allow-no-jobs",
         action="store_true",
         help="start even though no job is registered (every job claimed would fail as unknown)",
@@ -167,6 +174,7 @@ def build_settings(args: argparse.Namespace) -> SupervisorSettings:
         burst=args.burst,
         retention=_retention(args, project.values),
         recurring=tasks_from_settings(project.values),
+        startup_timeout=args.startup_timeout,
     )
 
 

@@ -119,15 +119,18 @@ def register_when_reachable(
     supervisor_id: str | None = None,
     sleep: Callable[[float], None],
     stopping: Callable[[], bool],
+    give_up_after: float | None = None,
 ) -> bool:
     """Check the schema and register this process, waiting out a database that is down or
     locked.
 
     ``jobrunner work`` is often started together with its database (a container stack, a
     reboot), so an unreachable database is waited for, with backoff, and logged; a schema or
-    configuration error is raised at once. Returns False if a stop was requested meanwhile.
+    configuration error is raised at once. Returns False if a stop was requested meanwhile;
+    raises the last error once ``give_up_after`` seconds have passed without success.
     """
     delay = 0.1
+    deadline = None if give_up_after is None else time.monotonic() + give_up_after
     while True:
         try:
             database.verify_schema()
@@ -141,7 +144,7 @@ def register_when_reachable(
                 )
             return True
         except (JobQueueError, DBAPIError) as error:
-            if not is_transient(error):
+            if not is_transient(error) or (deadline is not None and time.monotonic() > deadline):
                 raise
             log.warning(
                 "process_start_waiting",

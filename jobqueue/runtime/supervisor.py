@@ -61,6 +61,8 @@ class SupervisorSettings:
     #: Recurring tasks from pyproject.toml; those declared with @job(cron=...) are added.
     recurring: list[RecurringTask] = field(default_factory=list)
     process_id: str = field(default_factory=lambda: str(ULID()))
+    #: How long to wait at start-up for a database that cannot be reached (None: for ever).
+    startup_timeout: float | None = None
 
 
 class Supervisor:
@@ -101,6 +103,7 @@ class Supervisor:
     def _run(self) -> int:
         if not register_when_reachable(
             self.jobqueue,
+            give_up_after=self.settings.startup_timeout,
             process_id=self.process_id,
             kind="supervisor",
             sleep=self._sleep_unless_signalled,

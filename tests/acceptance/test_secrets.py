@@ -70,3 +70,16 @@ def test_wrong_connection_settings_fail_at_once_in_one_line(jq: JobQueue, work: 
         assert "process_start_waiting" not in output, output[-3000:]
         assert "jobrunner work: error:" in output and "Traceback" not in output, output[-3000:]
         assert SECRET not in output
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_an_unreachable_database_is_waited_for_only_as_long_as_asked(
+    jq: JobQueue, work: Any
+) -> None:
+    closed = make_url(jq.database_url).set(host="127.0.0.1", port=_free_port())
+    runner = work("--burst", "--startup-timeout", "2", database_url=closed.render_as_string(False))
+    code = runner.wait(30)
+    output = runner.output()
+    assert code == 1, output[-3000:]
+    assert "process_start_waiting" in output  # it did wait, as for a database starting up
+    assert "jobrunner work: error:" in output and "Traceback" not in output
