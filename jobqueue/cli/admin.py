@@ -8,6 +8,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from jobqueue.admin import Stats
 from jobqueue.cli.common import admin_for, iso, parse_duration, table
 from jobqueue.queue import JobQueue
 
@@ -159,6 +160,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    _print_stats(windows)
+    return 0
+
+
+def _print_stats(windows: dict[str, Stats]) -> None:
     print(
         table(
             [
@@ -192,7 +198,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
         "failed attempts among all attempts; CANCELLED BY JOB = discard_on or JobCancelled "
         "(an operator's `jobs discard` deletes jobs and is not counted)"
     )
-    return 0
 
 
 def cmd_recurring(args: argparse.Namespace) -> int:

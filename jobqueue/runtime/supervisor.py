@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from ulid import ULID
 
+from jobqueue.database import Database
 from jobqueue.db import mask_url
 from jobqueue.queue import JobQueue
 from jobqueue.recurring import RecurringTask, tasks_from_registry
@@ -142,22 +143,10 @@ class Supervisor:
                 "process_stopped",
                 kind="supervisor",
                 process_id=self.process_id,
-                **self._later_jobs(),
+                **(_scheduled_later(self.jobqueue) if self.settings.burst else {}),
             )
             self.jobqueue.close()
         return 0
-
-    def _later_jobs(self) -> dict[str, object]:
-        """For ``--burst``, whose last line should not let a job scheduled for later pass
-        unnoticed: how many are left pending and when the first is due."""
-        if not self.settings.burst:
-            return {}
-        try:
-            with self.jobqueue.transaction(read_only=True) as connection:
-                count, first = claims.scheduled_later(connection, datetime.now(UTC))
-        except Exception:  # the line is informative; a database gone by now must not fail exit
-            return {}
-        return {"scheduled_later": count, "next_due_at": first.isoformat() if first else None}
 
     def _supervise(self) -> None:
         """Until every child is done (burst) or stopped: pass signals on, reap and restart
@@ -277,3 +266,14 @@ class Supervisor:
             self.scheduler.tick()
         except Exception as error:  # the next tick retries; occurrences are never doubled
             log.warning("scheduler_failed", error=str(error).splitlines()[0])
+
+
+def _scheduled_later(database: Database) -> dict[str, object]:
+    """For ``--burst``, whose last line should not let a job scheduled for later pass
+    unnoticed: how many are left pending and when the first is due."""
+    try:
+        with database.transaction(read_only=True) as connection:
+            count, first = claims.scheduled_later(connection, datetime.now(UTC))
+    except Exception:  # the line is informative; a database gone by now must not fail exit
+        return {}
+    return {"scheduled_later": count, "next_due_at": first.isoformat() if first else None}
