@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Unpack
 
 import structlog
 
 from jobqueue.database import Database
 from jobqueue.errors import JobQueueError
 from jobqueue.schema import CANCELLED, FAILED, PENDING, RUNNING, STATUSES, SUCCEEDED
-from jobqueue.store import counters, operator
+from jobqueue.store import counters, listing, operator
 from jobqueue.store.jobs import JobRecord, fetch_job
 from jobqueue.store.processes import ProcessRow, all_processes
 
@@ -85,9 +86,11 @@ class CancelResult:
     unchanged: list[str]  # already finished
 
 
-def _check_status(status: str | None) -> None:
+def _check_listing(status: str | None, limit: int) -> None:
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
 
 
 class Admin:
@@ -108,13 +111,18 @@ class Admin:
         before: str | None = None,
     ) -> list[JobRecord]:
         """Newest first; page with ``before=<last id seen>`` (keyset on the ULID, not OFFSET)."""
-        _check_status(status)
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        _check_listing(status, limit)
         with self.jobqueue.transaction(read_only=True) as connection:
-            return operator.list_jobs(
+            return listing.list_jobs(
                 connection, status=status, queue=queue, name=name, limit=limit, before=before
             )
+
+    def list_summaries(self, **filters: Unpack[listing.Listing]) -> list[listing.JobSummary]:
+        """What :meth:`list_jobs` finds (the same keywords), without the arguments, error and
+        result, which may weigh megabytes each: a list page shows none of them."""
+        _check_listing(filters.get("status"), filters.get("limit", 50))
+        with self.jobqueue.transaction(read_only=True) as connection:
+            return listing.list_summaries(connection, **filters)
 
     def get_job(self, job_id: str) -> JobRecord:
         with self.jobqueue.transaction(read_only=True) as connection:

@@ -1,7 +1,10 @@
 """``jobrunner dashboard``: serve the web dashboard with uvicorn.
 
 Loopback by default. Any other address reaches other machines, so it needs ``--token`` (or an
-explicit ``--insecure`` for a network you trust); the check runs before anything is bound.
+explicit ``--insecure`` for a network you trust); the check runs before anything is bound. A
+token must be long enough not to be guessed (16 characters at least). Without a token the
+dashboard answers only to loopback names, ``--host`` and ``--allowed-host``: a web page whose
+name is made to resolve to this machine (DNS rebinding) gets nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ def add_dashboard_parser(commands: Any, add_database_url: Any) -> None:
         help="allow a non-loopback --host without a token (a network you trust)",
     )
     dashboard.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="without --token, a host name or address browsers may use besides localhost and "
+        "--host (repeatable; *.example.com for a domain)",
+    )
+    dashboard.add_argument(
         "--read-only", action="store_true", help="show everything, change nothing"
     )
     dashboard.add_argument(
@@ -55,9 +66,11 @@ def add_dashboard_parser(commands: Any, add_database_url: Any) -> None:
 
 
 def check_binding(host: str, token: str | None, insecure: bool) -> None:
-    """Refuse to expose an unauthenticated dashboard beyond this machine."""
-    from jobqueue.dashboard.security import is_loopback
+    """Refuse to expose an unauthenticated dashboard beyond this machine, or to start with a
+    token short enough to guess."""
+    from jobqueue.dashboard.security import check_token, is_loopback
 
+    check_token(token or None)
     if not is_loopback(host) and not token and not insecure:
         raise ConfigurationError(
             f"refusing to serve the dashboard on {host} without authentication: anyone who "
@@ -83,7 +96,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     import_apps(list(args.app) or list(find_project_settings().values.get("apps", [])))
     queue = JobQueue(args.database_url)
     queue.verify_schema()
-    app = create_app(queue, token=args.token or None, read_only=args.read_only)
+    allowed_hosts = [args.host, *args.allowed_host]
+    app = create_app(
+        queue, token=args.token or None, read_only=args.read_only, allowed_hosts=allowed_hosts
+    )
     from jobqueue.db import mask_url
 
     log.info(
@@ -93,6 +109,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         auth="token" if args.token else "none",
+        allowed_hosts=None if args.token else ["localhost", "127.0.0.0/8", "::1", *allowed_hosts],
         read_only=args.read_only,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -59,23 +59,29 @@ def _back(form: FormData, default: str) -> str:
     return safe_next(form.get("next"), default)
 
 
+def _job_path(request: Request) -> tuple[str, str]:
+    """The job id of this action's path, and its page (the id quoted as one segment)."""
+    job_id: str = request.path_params["job_id"]
+    return job_id, f"/jobs/{quote(job_id, safe='')}"
+
+
 def retry_job(dashboard: Dashboard, request: Request, form: FormData) -> Response:
-    job_id = request.path_params["job_id"]
+    job_id, page = _job_path(request)
     moved = dashboard.admin.retry([job_id])
     notice = f"job {job_id} retried" if moved else f"job {job_id} is not failed or cancelled"
-    return _redirect(request, _back(form, f"/jobs/{job_id}"), notice)
+    return _redirect(request, _back(form, page), notice)
 
 
 def discard_job(dashboard: Dashboard, request: Request, form: FormData) -> Response:
-    job_id = request.path_params["job_id"]
+    job_id, page = _job_path(request)
     deleted = dashboard.admin.discard([job_id])
     if deleted:
         return _redirect(request, _back(form, "/failed"), f"job {job_id} discarded")
-    return _redirect(request, f"/jobs/{job_id}", f"job {job_id} is not failed or cancelled")
+    return _redirect(request, page, f"job {job_id} is not failed or cancelled")
 
 
 def cancel_job(dashboard: Dashboard, request: Request, form: FormData) -> Response:
-    job_id = request.path_params["job_id"]
+    job_id, page = _job_path(request)
     result = dashboard.admin.cancel([job_id])
     if result.cancelled:
         notice = f"job {job_id} cancelled"
@@ -83,7 +89,7 @@ def cancel_job(dashboard: Dashboard, request: Request, form: FormData) -> Respon
         notice = f"job {job_id} asked to stop"
     else:
         notice = f"job {job_id} had already finished"
-    return _redirect(request, _back(form, f"/jobs/{job_id}"), notice)
+    return _redirect(request, _back(form, page), notice)
 
 
 def bulk_retry(dashboard: Dashboard, request: Request, form: FormData) -> Response:

@@ -1,5 +1,6 @@
-"""Operators' SQL: list jobs, retry, cancel, discard, prune, pause and resume queues, and the
-per-queue counts. :class:`jobqueue.admin.Admin` wraps each in a transaction.
+"""Operators' SQL: retry, cancel, discard, prune, pause and resume queues, and the per-queue
+counts (listing jobs is :mod:`jobqueue.store.listing`). :class:`jobqueue.admin.Admin` wraps each
+in a transaction.
 
 An operator's retry is the only way out of a terminal state; every other change here is
 guarded by the status it expects, so it cannot race a worker into an impossible state.
@@ -9,9 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, literal_column, select, update
+from sqlalchemy import (
+    Connection,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from jobqueue.schema import (
     BLOCKED,
@@ -21,66 +28,15 @@ from jobqueue.schema import (
     RUNNING,
     STATUSES,
     SUCCEEDED,
-    TERMINAL_STATUSES,
     job_cancellations,
     job_queue,
     job_queue_pauses,
     job_semaphores,
 )
-from jobqueue.store.jobs import JobRecord, notify_enqueued
+from jobqueue.store.jobs import notify_enqueued
 from jobqueue.store.semaphores import acquire_slot, release_slots
 
-COMMON_ROWS = 2000  # see _common
 _RETRYABLE = (FAILED, CANCELLED)
-
-
-def list_jobs(
-    connection: Connection,
-    *,
-    status: str | None,
-    queue: str | None,
-    name: str | None,
-    limit: int,
-    before: str | None,
-) -> list[JobRecord]:
-    """Newest first; ``before`` is the last id seen (keyset on the ULID, not OFFSET)."""
-    walk = connection.dialect.name == "sqlite" and _common(connection, status, queue)
-    # "+column" keeps SQLite from using an index on that column (as in claims.py).
-    status_column: Any = literal_column("+job_queue.status") if walk else job_queue.c.status
-    queue_column: Any = literal_column("+job_queue.queue") if walk else job_queue.c.queue
-    query = select(job_queue).order_by(job_queue.c.id.desc()).limit(limit)
-    if status is not None:
-        query = query.where(status_column == status)
-        if status in TERMINAL_STATUSES:
-            # Always true for these statuses; said so that PostgreSQL and SQLite may use
-            # ix_job_queue_status_queue, which indexes only finished rows.
-            query = query.where(job_queue.c.finished_at.is_not(None))
-    if queue is not None:
-        query = query.where(queue_column == queue)
-    if name is not None:
-        query = query.where(job_queue.c.name == name)
-    if before is not None:
-        query = query.where(job_queue.c.id < before)
-    return [JobRecord.from_row(row) for row in connection.execute(query).mappings()]
-
-
-def _common(connection: Connection, status: str | None, queue: str | None) -> bool:
-    """Whether a listing filtered on status alone or queue alone should walk the primary key
-    newest first, checking each row, rather than fetch every match and sort it.
-
-    SQLite keeps no statistics unless someone runs ANALYZE, so its planner always takes the
-    index on the filtered column and sorts all its rows: 1.2 s for the succeeded jobs among a
-    million. A probe that counts at most COMMON_ROWS matches in that index (well under a
-    millisecond) tells which plan wins: with that many matches the walk meets a page of them
-    soon; with fewer, sorting them is cheap. Status and queue together are served by
-    ix_job_queue_status_queue in id order already.
-    """
-    if (status is None) == (queue is None):
-        return False
-    condition = job_queue.c.status == status if status else job_queue.c.queue == queue
-    matches = select(job_queue.c.id).where(condition).limit(COMMON_ROWS).subquery()
-    found = connection.execute(select(func.count()).select_from(matches)).scalar_one()
-    return int(found) >= COMMON_ROWS
 
 
 def missing_ids(connection: Connection, job_ids: Sequence[str]) -> list[str]:

@@ -23,6 +23,7 @@ from workers import FAST, wait_until
 
 CHROMIUM = Path(os.environ.get("JOBQUEUE_CHROMIUM", "/usr/bin/chromium"))
 REQUIRE = "JOBQUEUE_REQUIRE_BROWSER"
+REBOUND = "evil.example"
 # No outside network here: keep Chromium from reaching for it.
 CHROMIUM_ARGS = [
     "--headless",
@@ -33,8 +34,14 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # As DNS rebinding would have it: a name of another site resolving to this machine.
+    f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1",
 ]
 HERE = Path(__file__).parent  # where dash_jobs.py lives
+#: Where every dashboard test's client says it is (Chromium and the TestClients alike): a
+#: dashboard without a token answers only to loopback hosts and those it is told of, not to
+#: the TestClient's default "testserver".
+LOCAL = "http://127.0.0.1"
 
 
 def browser_missing(reason: str) -> None:
@@ -71,16 +78,26 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser_context: Any) -> Iterator[Any]:
-    """A new tab; a JavaScript dialog (what an injected ``alert`` would open) fails the test."""
+    """A new tab; a JavaScript dialog (what an injected ``alert`` would open) fails the test,
+    and so does anything the Content-Security-Policy blocked (an inline style or script left in
+    a template)."""
     browser_context.clear_cookies()
     tab = browser_context.new_page()
     dialogs: list[str] = []
+    blocked: list[str] = []
     tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    tab.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     try:
         yield tab
     finally:
         tab.close()
     assert not dialogs, f"the page opened a JavaScript dialog: {dialogs}"
+    assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
 
 
 class ServedApp:

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from jobqueue import JobQueue
 from jobqueue.dashboard import create_app
 
-from browser import browser_context, page  # noqa: F401 - fixtures of the browser tests
+from browser import LOCAL, browser_context, page  # noqa: F401 - fixtures of the browser tests
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -27,7 +27,7 @@ def csrf_token(client: TestClient) -> str:
 
 @pytest.fixture
 def client(jq: JobQueue) -> Iterator[TestClient]:
-    with TestClient(create_app(jq, recurring=[])) as test_client:
+    with TestClient(create_app(jq, recurring=[]), base_url=LOCAL) as test_client:
         yield test_client
 
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,12 +23,12 @@ from jobqueue import JobCall, JobQueue
 from jobqueue.dashboard import create_app
 from jobqueue.recurring import RecurringTask
 
-from browser import HERE, ServedApp, free_port, run_worker_burst
+from browser import HERE, REBOUND, ServedApp, free_port, run_worker_burst
 from workers import wait_until
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-of-the-browser-tests"
 DASHBOARD = [sys.executable, "-m", "jobqueue", "dashboard", "--host", "0.0.0.0"]
 
 
@@ -128,6 +129,72 @@ def test_a_script_in_arguments_renders_as_text(
     assert payload in page.locator("#arguments").inner_text()
     assert f"first attempt fails ({payload})" in page.locator("#error").inner_text()
     # The page fixture fails the test if alert() opened a dialog.
+
+
+def test_stylesheet_and_script_work_under_the_policy(
+    jq: JobQueue, page: Any, served: ServedApp, tmp_path: Path
+) -> None:
+    """No inline style or script is left (the page fixture fails on any the policy blocked),
+    and the static ones do their work: the styles apply, and the failed list's header box
+    ticks every row."""
+    jq.enqueue_many([JobCall("dash.flaky", queue="mail", max_attempts=1) for _ in range(3)])
+    run_worker_burst(jq.database_url, tmp_path / "work.log")
+    response = page.goto(served.url + "/failed")
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+    assert page.evaluate("getComputedStyle(document.querySelector('nav')).backgroundColor") == (
+        "rgb(36, 41, 47)"
+    )
+    rows = page.locator("input[name=ids]")
+    assert rows.count() == 3
+    page.locator("#select-all").check()
+    assert [rows.nth(n).is_checked() for n in range(3)] == [True] * 3
+    page.locator("#select-all").uncheck()
+    assert [rows.nth(n).is_checked() for n in range(3)] == [False] * 3
+
+
+ATTACK = """async () => {
+    const read = await fetch("/failed");
+    const text = await read.text();
+    const token = (text.match(/name="csrf_token" value="([^"]+)"/) || [])[1] || "";
+    const post = await fetch("/queues/mail/pause", {
+        method: "POST",
+        headers: {"content-type": "application/x-www-form-urlencoded"},
+        body: "csrf_token=" + encodeURIComponent(token),
+    });
+    return [read.status, token, post.status];
+}"""
+
+
+def test_a_dns_rebinding_page_gets_nothing_from_a_dashboard_without_a_token(
+    jq: JobQueue, page: Any, served: ServedApp
+) -> None:
+    """Chromium resolves evil.example to 127.0.0.1 (--host-resolver-rules), as the attacker's
+    DNS would once the victim had opened the attacker's page: a document of origin
+    http://evil.example:PORT then talks to the dashboard as its own origin, and only the Host
+    its requests carry gives it away.
+
+    The script runs in such a document (the one the rebound name loads). A page Playwright
+    served in its place would count as a public one, and Chromium's Local Network Access would
+    stop its requests before they left the browser: a defence of some browsers only, which
+    would keep this test from reaching the server's."""
+    jq.enqueue_many([JobCall("dash.fine", queue="mail")])
+    port = urlsplit(served.url).port
+    evil = f"http://{REBOUND}:{port}"
+
+    direct = page.goto(evil + "/failed")
+    assert direct.status == 400
+    assert page.locator("table").count() == 0 and "csrf_token" not in page.content()
+    assert page.evaluate(ATTACK) == [400, "", 400]  # read the CSRF token, then pause "mail"
+    assert not any(queue.paused for queue in jq.admin.queues())
+
+    # The control: a dashboard told to answer to that name is reached, and the same script
+    # reads its CSRF token and pauses the queue. So the 400s above are the Host check's.
+    with ServedApp(create_app(jq, recurring=[], allowed_hosts=[REBOUND])) as allowing:
+        page.goto(f"http://{REBOUND}:{urlsplit(allowing.url).port}/")
+        assert page.locator("h1").inner_text() == "Overview"
+        read, token, posted = page.evaluate(ATTACK)
+        assert (read, bool(token), posted) == (200, True, 200)
+    assert [queue.paused for queue in jq.admin.queues()] == [True]
 
 
 @pytest.fixture

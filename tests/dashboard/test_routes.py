@@ -13,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from jobqueue import JobCall, JobQueue, job
 from jobqueue.dashboard import create_app
 from jobqueue.recurring import RecurringTask
 from jobqueue.testing import drain
+
+from browser import LOCAL
 
 pytestmark = pytest.mark.backend
 
@@ -229,7 +232,7 @@ def test_a_post_without_a_valid_csrf_token_is_refused(
     assert client.post(url, data=data).status_code == 403
     assert client.post(url, data={**data, "csrf_token": "0" * 64}).status_code == 403
     # A token signed for another browser's nonce does not fit this browser's cookie.
-    other = TestClient(client.app)
+    other = TestClient(client.app, base_url=LOCAL)
     assert client.post(url, data={**data, "csrf_token": csrf(other)}).status_code == 403
     assert jq.get_job(job_id).status == "failed"  # type: ignore[union-attr]
     assert jq.admin.queues()[0].paused is False
@@ -240,7 +243,7 @@ def test_read_only_refuses_every_action_and_shows_no_buttons(
     csrf: Callable[[TestClient], str], jq: JobQueue, path: str
 ) -> None:
     (job_id,) = failed_jobs(jq, 1)
-    with TestClient(create_app(jq, read_only=True, recurring=[])) as client:
+    with TestClient(create_app(jq, read_only=True, recurring=[]), base_url=LOCAL) as client:
         data = {"csrf_token": csrf(client), "ids": [job_id], "all": "1"}
         response = client.post(path.format(id=job_id), data=data)
         assert response.status_code == 403 and "read-only" in response.text
@@ -260,7 +263,7 @@ def test_processes_page_lists_live_processes(jq: JobQueue, client: TestClient) -
 
 def test_recurring_page_shows_the_next_run(jq: JobQueue) -> None:
     task = RecurringTask(key="nightly", cron="0 3 * * *", job_name="dash.ok")
-    with TestClient(create_app(jq, recurring=[task])) as client:
+    with TestClient(create_app(jq, recurring=[task]), base_url=LOCAL) as client:
         page = client.get("/recurring").text
     now = datetime.now(UTC)
     next_run = now.replace(hour=3, minute=0, second=0, microsecond=0)
@@ -276,7 +279,7 @@ def test_mounted_under_a_prefix_links_and_redirects_keep_it(jq: JobQueue) -> Non
 
     (job_id,) = failed_jobs(jq, 1)
     host = Starlette(routes=[Mount("/ops/jobs", app=create_app(jq, recurring=[]))])
-    with TestClient(host) as client:
+    with TestClient(host, base_url=LOCAL) as client:
         page = client.get("/ops/jobs/failed").text
         assert f'href="/ops/jobs/jobs/{job_id}"' in page
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
@@ -314,7 +317,7 @@ def test_mounted_in_a_wsgi_app_through_a2wsgi(jq: JobQueue) -> None:
         return wsgi({**environ, "SCRIPT_NAME": "/ops", "PATH_INFO": path[4:]}, start_response)
 
     transport = httpx.WSGITransport(app=mounted)
-    with httpx.Client(transport=transport, base_url="http://testserver") as client:
+    with httpx.Client(transport=transport, base_url=LOCAL) as client:
         page = client.get("/ops/failed").text
         assert f'href="/ops/jobs/{job_id}"' in page
         assert 'name="next" value="/failed"' in page
@@ -323,3 +326,51 @@ def test_mounted_in_a_wsgi_app_through_a2wsgi(jq: JobQueue) -> None:
         assert response.status_code == 303
         assert response.headers["location"].startswith(f"/ops/jobs/{job_id}?notice=")
     assert jq.get_job(job_id).status == "pending"  # type: ignore[union-attr]
+
+
+def test_a_queue_name_with_dot_segments_pauses_only_itself(
+    csrf: Callable[[TestClient], str], jq: JobQueue, client: TestClient
+) -> None:
+    """Every path segment made of data is quoted whole: a queue named like a path cannot point
+    its Pause button at another queue (the browser would resolve "a/../../queues/victim")."""
+    tricky = "a/../../queues/victim"
+    jq.enqueue_many([JobCall("dash.ok", queue=name) for name in (tricky, "victim")])
+    rows = dict(re.findall(r'<tr data-queue="([^"]+)">(.*?)</tr>', client.get("/").text, re.S))
+    action = re.search(r'action="([^"]+)"', rows[tricky])
+    assert action and action.group(1) == "/queues/a%2F..%2F..%2Fqueues%2Fvictim/pause"
+    token = csrf(client)
+    assert client.post(action.group(1), data={"csrf_token": token}).status_code == 200
+    assert [q.queue for q in jq.admin.queues() if q.paused] == [tricky]
+    rows = dict(re.findall(r'<tr data-queue="([^"]+)">(.*?)</tr>', client.get("/").text, re.S))
+    resume = re.search(r'action="([^"]+)"', rows[tricky])
+    assert resume and resume.group(1) == "/queues/a%2F..%2F..%2Fqueues%2Fvictim/resume"
+    client.post(resume.group(1), data={"csrf_token": token})
+    assert [q.queue for q in jq.admin.queues() if q.paused] == []
+
+
+def test_list_pages_read_only_the_columns_they_show(jq: JobQueue, client: TestClient) -> None:
+    """500 rows of large arguments, errors and results must not be read to show ids and
+    names: the lists' queries select none of those columns."""
+    heavy = "x" * 100_000
+    ids = failed_jobs(jq, 3)
+    jq.enqueue_many([JobCall("dash.ok", args=(heavy,)) for _ in range(3)])
+    statements: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(jq.engine, "before_cursor_execute", capture)
+    try:
+        pages = [client.get(url) for url in ("/jobs?limit=500", "/failed?limit=500")]
+    finally:
+        event.remove(jq.engine, "before_cursor_execute", capture)
+    assert [page.status_code for page in pages] == [200, 200]
+    assert len(listed(pages[0].text)) == 6 and set(listed(pages[1].text)) == set(ids)
+    assert heavy not in pages[0].text
+    lists = [s for s in statements if re.search(r"FROM\s+job_queue\b", s) and "ORDER BY" in s]
+    assert len(lists) == 2, statements
+    for statement in lists:
+        selected = statement.split("FROM")[0]
+        assert "job_queue.id" in selected and "job_queue.name" in selected
+        for column in ("args", "last_error", "result", "unique_key"):
+            assert not re.search(rf"\b{column}\b", selected), (column, statement)

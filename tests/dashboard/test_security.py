@@ -1,10 +1,12 @@
 """Token auth, the login form, redirects that stay inside the app, the refusal to bind beyond
-loopback without a token, and the CLI without the dashboard's extra. Auth does not depend on
+loopback without a token or with a short one, failed logins logged and rate-limited, and the
+CLI without the dashboard's extra. Auth does not depend on
 the database, so these run on SQLite only."""
 
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -12,17 +14,27 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
+from structlog.testing import capture_logs
 
 from jobqueue import JobQueue
 from jobqueue.cli import main
 from jobqueue.cli.dashboard import check_binding
-from jobqueue.dashboard import create_app
-from jobqueue.dashboard.security import AUTH_COOKIE, is_loopback, safe_next
+from jobqueue.dashboard import create_app, ratelimit
+from jobqueue.dashboard.ratelimit import MAX_FAILURES, WINDOW_SECONDS
+from jobqueue.dashboard.security import (
+    AUTH_COOKIE,
+    MAKE_TOKEN,
+    MIN_TOKEN_LENGTH,
+    Security,
+    WeakTokenError,
+    is_loopback,
+    safe_next,
+)
 from jobqueue.errors import ConfigurationError
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
-TOKEN = "correct horse"
+TOKEN = "correct horse battery staple"
 HTML = {"accept": "text/html"}
 
 
@@ -167,3 +179,99 @@ def test_the_core_package_imports_without_the_extras(jq: JobQueue) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# -- Weak tokens, failed logins and the redirect of ?token= -------------------------------------
+
+
+@pytest.mark.parametrize("weak", ["", "x", "correct horse", "f" * (MIN_TOKEN_LENGTH - 1)])
+def test_a_short_token_is_refused_saying_how_to_make_one(jq: JobQueue, weak: str) -> None:
+    builds = [
+        lambda: Security(token=weak, secret=None),
+        lambda: create_app(jq, token=weak, recurring=[]),
+    ]
+    if weak:  # an empty --token (or $JOBQUEUE_DASHBOARD_TOKEN) means none, as before
+        builds.append(lambda: check_binding("0.0.0.0", weak, False))
+    for build in builds:
+        with pytest.raises(WeakTokenError, match=re.escape(MAKE_TOKEN)) as raised:
+            build()
+        assert isinstance(raised.value, ValueError | ConfigurationError)
+    create_app(jq, token="f" * MIN_TOKEN_LENGTH, recurring=[])
+
+
+def test_jobrunner_dashboard_refuses_a_short_token_before_binding(
+    jq: JobQueue, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("bound despite a weak token")
+
+    monkeypatch.setattr(uvicorn, "run", never)
+    assert main(["dashboard", "--token", "hunter2", "--database-url", jq.database_url]) == 1
+    err = capsys.readouterr().err
+    assert "at least 16 characters" in err and "secrets.token_urlsafe(32)" in err
+
+
+def test_every_failed_authentication_is_logged_without_the_secret(
+    guarded: TestClient, csrf: Callable[[TestClient], str]
+) -> None:
+    guesses = {"bearer": "guess-one", "basic": "guess-two", "query": "guess-3", "form": "guess-4"}
+    with capture_logs() as logs:
+        guarded.get("/", headers={"authorization": f"Bearer {guesses['bearer']}"})
+        guarded.get("/metrics", headers=basic(guesses["basic"]))
+        guarded.get(f"/jobs?token={guesses['query']}")
+        guarded.post("/login", data={"csrf_token": csrf(guarded), "token": guesses["form"]})
+        guarded.get("/")  # no token at all: not a guess, not logged
+        guarded.cookies.set(AUTH_COOKIE, "0" * 64)
+        guarded.get("/")  # a stale cookie (the app restarted): not a guess either
+    failed = [entry for entry in logs if entry["event"] == "dashboard_auth_failed"]
+    assert [entry["method"] for entry in failed] == ["bearer", "basic", "query", "form"]
+    assert {entry["client"] for entry in failed} == {"testclient"}
+    assert {entry["log_level"] for entry in failed} == {"warning"}
+    logged = repr(logs)
+    assert not any(guess in logged for guess in [*guesses.values(), TOKEN])
+
+
+def test_too_many_failures_from_one_address_get_429_until_the_window_passes(
+    guarded: TestClient, csrf: Callable[[TestClient], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(ratelimit, "_now", lambda: now[0])
+    browser = TestClient(guarded.app)  # logged in before: its cookie keeps working
+    browser.get(f"/?token={TOKEN}")
+    wrong = {"authorization": "Bearer wrong"}
+    right = {"authorization": f"Bearer {TOKEN}"}
+    for _ in range(MAX_FAILURES):
+        assert guarded.get("/metrics", headers=wrong).status_code == 401
+    blocked = guarded.get("/metrics", headers=wrong)
+    assert blocked.status_code == 429 and blocked.headers["retry-after"] == "60"
+    # While blocked, no guess is even checked: the right token gets 429 too, in every form.
+    assert guarded.get("/metrics", headers=right).status_code == 429
+    assert guarded.get(f"/metrics?token={TOKEN}", follow_redirects=False).status_code == 429
+    login = guarded.post("/login", data={"csrf_token": csrf(guarded), "token": TOKEN})
+    assert login.status_code == 429
+    assert browser.get("/").status_code == 200  # no new guess: the cookie is the token's
+    now[0] += WINDOW_SECONDS - 1
+    assert guarded.get("/metrics", headers=right).status_code == 429
+    now[0] += 1
+    assert guarded.get("/metrics", headers=right).status_code == 200
+
+
+def test_the_token_in_the_query_never_redirects_off_the_app(
+    jq: JobQueue, guarded: TestClient
+) -> None:
+    """``//evil.example/x`` is a path to the server, but a Location to another site."""
+    for path in ("//evil.example/x", "///evil.example/x", "/\\evil.example/x"):
+        done = guarded.get(f"http://testserver{path}?token={TOKEN}", follow_redirects=False)
+        assert done.status_code == 303, path
+        assert done.headers["location"] == "/", path
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    host = Starlette(routes=[Mount("/ops", app=create_app(jq, token=TOKEN, recurring=[]))])
+    with TestClient(host) as client:
+        done = client.get(f"/ops//evil.example/x?token={TOKEN}", follow_redirects=False)
+        assert done.headers["location"] == "/ops/"
+        done = client.get(f"/ops/failed?queue=mail&token={TOKEN}", follow_redirects=False)
+        assert done.headers["location"] == "/ops/failed?queue=mail"
