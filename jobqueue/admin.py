@@ -8,18 +8,22 @@ The same methods back the ``jobrunner`` commands, the dashboard and the Python A
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Unpack
 
 import structlog
+from sqlalchemy import Connection
 
 from jobqueue.database import Database
 from jobqueue.errors import JobQueueError
+from jobqueue.options import validate_queue_name
+from jobqueue.reports import CancelResult, MinuteStats, QueueSummary, Stats
 from jobqueue.schema import CANCELLED, FAILED, PENDING, RUNNING, STATUSES, SUCCEEDED
 from jobqueue.store import counters, listing, operator
 from jobqueue.store.jobs import JobRecord, fetch_job
 from jobqueue.store.processes import ProcessRow, all_processes
+
+__all__ = ["Admin", "CancelResult", "MinuteStats", "NotFoundError", "QueueSummary", "Stats"]
 
 log = structlog.get_logger("jobqueue.admin")
 
@@ -30,67 +34,36 @@ class NotFoundError(JobQueueError):
     """An id names no job."""
 
 
-@dataclass(frozen=True)
-class QueueSummary:
-    queue: str
-    pending: int  # due or scheduled
-    due: int
-    running: int
-    failed: int
-    paused: bool
-    latency_seconds: float | None  # age of the oldest due job
-
-
-@dataclass(frozen=True)
-class Stats:
-    minutes: int
-    succeeded: int
-    retried: int
-    failed: int
-    discarded: int
-
-    @property
-    def processed(self) -> int:
-        return self.succeeded + self.failed + self.discarded
-
-    @property
-    def per_second(self) -> float:
-        return self.processed / (self.minutes * 60)
-
-    @property
-    def failure_rate(self) -> float:
-        """Failed attempts (retried or final) per attempt."""
-        attempts = self.succeeded + self.retried + self.failed + self.discarded
-        return (self.retried + self.failed) / attempts if attempts else 0.0
-
-
-@dataclass(frozen=True)
-class MinuteStats:
-    """Outcomes recorded in one minute (the dashboard's throughput chart)."""
-
-    minute: datetime
-    succeeded: int
-    retried: int
-    failed: int
-    discarded: int
-
-    @property
-    def processed(self) -> int:
-        return self.succeeded + self.failed + self.discarded
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    cancelled: list[str]  # pending/blocked jobs that will never run
-    requested: list[str]  # running jobs asked to stop
-    unchanged: list[str]  # already finished
-
-
-def _check_listing(status: str | None, limit: int) -> None:
+def _check_listing(
+    status: str | None,
+    limit: int,
+    queue: str | None = None,
+    name: str | None = None,
+    before: str | None = None,
+) -> None:
+    """Refuse filters no job can match with a ValueError (a 400 in the dashboard) before they
+    reach the database, where a NUL byte is a PostgreSQL error, not an empty answer."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
     if limit < 1:
         raise ValueError("limit must be at least 1")
+    for label, value, longest in (
+        ("queue", queue, 100),
+        ("name", name, 255),
+        ("before", before, 26),
+    ):
+        if value is not None and ("\x00" in value or len(value) > longest):
+            raise ValueError(f"{label} must be at most {longest} characters, without NUL bytes")
+
+
+#: Crockford's base 32, in which every job id (a ULID) is written.
+_ULID_CHARACTERS = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def _well_formed(job_id: object) -> bool:
+    """Whether ``job_id`` could name a job at all; the others are not looked up (a NUL byte in
+    one would be a PostgreSQL error rather than "no such job")."""
+    return isinstance(job_id, str) and len(job_id) == 26 and set(job_id) <= _ULID_CHARACTERS
 
 
 class Admin:
@@ -111,7 +84,7 @@ class Admin:
         before: str | None = None,
     ) -> list[JobRecord]:
         """Newest first; page with ``before=<last id seen>`` (keyset on the ULID, not OFFSET)."""
-        _check_listing(status, limit)
+        _check_listing(status, limit, queue, name, before)
         with self.jobqueue.transaction(read_only=True) as connection:
             return listing.list_jobs(
                 connection, status=status, queue=queue, name=name, limit=limit, before=before
@@ -120,11 +93,19 @@ class Admin:
     def list_summaries(self, **filters: Unpack[listing.Listing]) -> list[listing.JobSummary]:
         """What :meth:`list_jobs` finds (the same keywords), without the arguments, error and
         result, which may weigh megabytes each: a list page shows none of them."""
-        _check_listing(filters.get("status"), filters.get("limit", 50))
+        _check_listing(
+            filters.get("status"),
+            filters.get("limit", 50),
+            filters.get("queue"),
+            filters.get("name"),
+            filters.get("before"),
+        )
         with self.jobqueue.transaction(read_only=True) as connection:
             return listing.list_summaries(connection, **filters)
 
     def get_job(self, job_id: str) -> JobRecord:
+        if not _well_formed(job_id):
+            raise NotFoundError(f"no job with id {job_id!r}")
         with self.jobqueue.transaction(read_only=True) as connection:
             job = fetch_job(connection, job_id)
         if job is None:
@@ -136,7 +117,7 @@ class Admin:
         (``attempts`` keeps counting). Returns the ids that moved."""
         ids = _distinct(job_ids)
         with self.jobqueue.transaction() as connection:
-            _require(operator.missing_ids(connection, ids))
+            _require(connection, ids)
             moved = set(operator.retry(connection, ids, datetime.now(UTC)))
         return _logged("job_retried_by_operator", [job_id for job_id in ids if job_id in moved])
 
@@ -151,7 +132,7 @@ class Admin:
         ids = _distinct(job_ids)
         now = _now()
         with self.jobqueue.transaction() as connection:
-            _require(operator.missing_ids(connection, ids))
+            _require(connection, ids)
             waiting = operator.cancel_waiting(connection, ids, now)
             running = operator.request_cancel(connection, ids, now)
         cancelled = _logged("job_cancelled", [job_id for job_id in ids if job_id in waiting])
@@ -163,7 +144,7 @@ class Admin:
         """Delete failed or cancelled jobs for good. Returns the ids deleted."""
         ids = _distinct(job_ids)
         with self.jobqueue.transaction() as connection:
-            _require(operator.missing_ids(connection, ids))
+            _require(connection, ids)
             deleted = operator.discard(connection, ids)
         return _logged("job_discarded_by_operator", [i for i in ids if i in deleted])
 
@@ -212,6 +193,7 @@ class Admin:
 
     def pause(self, queue: str) -> bool:
         """Stop workers claiming from ``queue``; returns False if it was already paused."""
+        _check_queue(queue)
         with self.jobqueue.transaction() as connection:
             paused = operator.pause(connection, queue, _now())
         if paused:
@@ -220,6 +202,7 @@ class Admin:
 
     def resume(self, queue: str) -> bool:
         """Let workers claim from ``queue`` again; returns False if it was not paused."""
+        _check_queue(queue)
         with self.jobqueue.transaction() as connection:
             resumed = operator.resume(connection, queue)
         if resumed:
@@ -278,11 +261,19 @@ def _check_minutes(minutes: int) -> int:
     return minutes
 
 
+def _check_queue(queue: str) -> None:
+    validate_queue_name(queue)
+    if "\x00" in queue:
+        raise ValueError("a queue name cannot contain a NUL byte")
+
+
 def _distinct(job_ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(job_ids))
 
 
-def _require(missing: list[str]) -> None:
+def _require(connection: Connection, ids: list[str]) -> None:
+    missing = [job_id for job_id in ids if not _well_formed(job_id)]
+    missing += operator.missing_ids(connection, [i for i in ids if _well_formed(i)])
     if missing:
         raise NotFoundError(f"no job with id {', '.join(map(repr, missing))}")
 

@@ -55,13 +55,16 @@ def jobs(dashboard: Dashboard, request: Request, nav: str = "jobs") -> Response:
     before = request.query_params.get("before") or None
     # One more than the page: whether a next page exists, without counting the table.
     # Only the columns the list shows: 500 rows of megabyte arguments would be 500 MB.
-    found = dashboard.admin.list_summaries(
-        status=filters.get("status"),
-        queue=filters.get("queue"),
-        name=filters.get("name"),
-        limit=limit + 1,
-        before=before,
-    )
+    try:
+        found = dashboard.admin.list_summaries(
+            status=filters.get("status"),
+            queue=filters.get("queue"),
+            name=filters.get("name"),
+            limit=limit + 1,
+            before=before,
+        )
+    except ValueError as error:  # a filter no job can match (too long, a NUL byte)
+        return dashboard.error(request, str(error), 400)
     rows, more = found[:limit], len(found) > limit
     shown = {k: v for k, v in filters.items() if nav != "failed" or k != "status"}
     next_query = urlencode({**shown, "before": rows[-1].id}) if more and rows else None

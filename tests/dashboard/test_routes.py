@@ -374,3 +374,22 @@ def test_list_pages_read_only_the_columns_they_show(jq: JobQueue, client: TestCl
         assert "job_queue.id" in selected and "job_queue.name" in selected
         for column in ("args", "last_error", "result", "unique_key"):
             assert not re.search(rf"\b{column}\b", selected), (column, statement)
+
+
+def test_bad_input_gets_400_or_404_not_a_500(
+    jq: JobQueue, client: TestClient, csrf: Callable[[TestClient], str]
+) -> None:
+    """NUL bytes (a PostgreSQL error if they reached it), over-long names and ids that cannot
+    be job ids are answered as bad requests or unknown jobs, on every backend."""
+    for path in ("/jobs/abc%00def", "/jobs/" + "Z" * 300, "/jobs/01ARZ3NDEKTSV4RRFFQ69G5FA%00"):
+        assert client.get(path).status_code == 404, path
+    for query in ("queue=a%00b", "name=x%00", "queue=" + "q" * 300, "before=%00"):
+        assert client.get(f"/jobs?{query}").status_code == 400, query
+    token = csrf(client)
+    assert (
+        client.post("/queues/" + "q" * 300 + "/pause", data={"csrf_token": token}).status_code
+        == 400
+    )
+    page = client.post("/jobs/abc%00/retry", data={"csrf_token": token}, follow_redirects=False)
+    assert page.status_code == 404
+    assert jq.admin.queues() == []  # nothing was paused

@@ -258,3 +258,14 @@ def test_stats_columns_say_what_they_count(
     assert "FAILED ATTEMPTS" in header and "CANCELLED BY JOB" in header
     assert "FAILURE RATE" not in header and "DISCARDED" not in header
     assert "among all attempts" in out and "`jobs discard` deletes jobs" in out
+
+
+def test_cli_refuses_ids_and_filters_no_job_can_have_in_one_line(
+    jq: JobQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = ["--database-url", jq.database_url]
+    assert main(["jobs", "show", "abc\x00def", *url]) == 1
+    assert "no job with id" in capsys.readouterr().err
+    assert main(["jobs", "list", "--queue", "a\x00b", *url]) == 1
+    err = capsys.readouterr().err
+    assert "NUL" in err and "Traceback" not in err
