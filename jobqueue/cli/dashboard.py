@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from typing import Any
 
 import structlog
@@ -102,6 +103,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     )
     from jobqueue.db import mask_url
 
+    listener = _listen(args.host, args.port)  # before saying it started: the port may be taken
     log.info(
         "dashboard_started",
         url=f"http://{args.host}:{args.port}/",
@@ -112,5 +114,20 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         allowed_hosts=None if args.token else ["localhost", "127.0.0.0/8", "::1", *allowed_hosts],
         read_only=args.read_only,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a taken port or a bad address is one line and
+    exit 1, not uvicorn's traceback after a "started" line."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host.strip("[]"), port))
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return listener

@@ -6,6 +6,7 @@ the database, so these run on SQLite only."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 import subprocess
 import sys
@@ -202,12 +203,12 @@ def test_a_short_token_is_refused_saying_how_to_make_one(jq: JobQueue, weak: str
 def test_jobrunner_dashboard_refuses_a_short_token_before_binding(
     jq: JobQueue, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
+    from jobqueue.cli import dashboard as command
 
     def never(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("bound despite a weak token")
 
-    monkeypatch.setattr(uvicorn, "run", never)
+    monkeypatch.setattr(command, "_listen", never)
     assert main(["dashboard", "--token", "hunter2", "--database-url", jq.database_url]) == 1
     err = capsys.readouterr().err
     assert "at least 16 characters" in err and "secrets.token_urlsafe(32)" in err
@@ -275,3 +276,54 @@ def test_the_token_in_the_query_never_redirects_off_the_app(
         assert done.headers["location"] == "/ops/"
         done = client.get(f"/ops/failed?queue=mail&token={TOKEN}", follow_redirects=False)
         assert done.headers["location"] == "/ops/failed?queue=mail"
+
+
+def test_jobrunner_dashboard_on_a_taken_port_says_so_in_one_line(jq: JobQueue) -> None:
+    """And says nothing about having started: the port is bound before that line."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "jobqueue", "dashboard", "--port", str(port)],
+            env={**os.environ, "JOBQUEUE_DATABASE_URL": jq.database_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr and "dashboard_started" not in done.stderr
+
+
+def test_jobrunner_dashboard_serves_on_the_socket_it_bound(jq: JobQueue) -> None:
+    import socket
+
+    import httpx
+
+    from workers import wait_until
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jobqueue", "dashboard", "--port", str(port)],
+        env={**os.environ, "JOBQUEUE_DATABASE_URL": jq.database_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+
+        def overview() -> bool:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(overview, 30, "the dashboard to answer")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
