@@ -87,8 +87,8 @@ class Heartbeat:
             if not strays:
                 return
             with self.database.transaction() as connection:
-                released = attempts.release_jobs(
-                    connection, process_id=self.process_id, fences=strays
+                released = len(
+                    attempts.release_jobs(connection, process_id=self.process_id, fences=strays)
                 )
         log.warning(
             "jobs_reconciled",

@@ -110,10 +110,11 @@ def write_records(
         for record in successes:
             (report.succeeded if record.job.id in done else report.rejected).append(record)
     if releases:
-        attempts.release_jobs(
+        handed_back = attempts.release_jobs(
             connection, process_id=process_id, fences=[r.job.fence for r in releases]
         )
-        report.released = releases
+        for record in releases:
+            (report.released if record.job.id in handed_back else report.rejected).append(record)
     for record in failures:
         outcome = record.outcome
         ok = attempts.record_failure(

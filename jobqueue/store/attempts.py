@@ -115,18 +115,28 @@ def _count_failure(
 
 def release_jobs(
     connection: Connection, *, process_id: str, fences: Sequence[tuple[str, int]]
-) -> int:
-    """Hand jobs back to pending without counting a failed attempt (graceful shutdown).
+) -> set[str]:
+    """Hand jobs back to pending without counting a failed attempt (graceful shutdown);
+    returns the ids whose release took effect (the others were no longer this attempt's).
 
     ``scheduled_for`` is kept: the job was due, stays first in line, and still shows when it
     was meant to run (a recurring task's fire time, say)."""
     if not fences:
-        return 0
-    result = connection.execute(_RELEASE, _fence_params(process_id, fences))
-    return int(result.rowcount)
+        return set()
+    params = _fence_params(process_id, fences)
+    if is_mysql(connection.dialect.name):
+        # No RETURNING: lock the rows that pass the fence, then update exactly those.
+        ids = set(connection.execute(_LOCK_FENCED, params).scalars())
+        if ids:
+            connection.execute(_RELEASE_IDS, {"ids": list(ids)})
+        return ids
+    return set(connection.execute(_RELEASE_RETURNING, params).scalars())
 
 
-_RELEASE = update(job_queue).where(*FENCE).values(status=PENDING)
+_RELEASE_RETURNING = (
+    update(job_queue).where(*FENCE).values(status=PENDING).returning(job_queue.c.id)
+)
+_RELEASE_IDS = update(job_queue).where(job_queue.c.id.in_(_P_IDS)).values(status=PENDING)
 
 
 def held_jobs(connection: Connection, process_id: str) -> list[tuple[str, int]]:

@@ -142,9 +142,40 @@ def test_release_returns_jobs_without_counting_a_failure(jq: JobQueue) -> None:
     jq.enqueue_many([JobCall("a")])
     (job,) = claim(jq, "p1")
     with jq.transaction() as connection:
-        assert attempts.release_jobs(connection, process_id="p1", fences=[job.fence]) == 1
+        assert attempts.release_jobs(connection, process_id="p1", fences=[job.fence]) == {job.id}
     (again,) = claim(jq, "p2")
     assert again.id == job.id and again.attempts == 2 and again.failed_attempts == 0
+
+
+def test_a_release_the_fence_refuses_is_reported_as_refused_not_released(
+    jq: JobQueue,
+) -> None:
+    """The job was rescued and claimed again meanwhile: the stale worker's release changes
+    nothing, and what it reports (and logs) must say so."""
+    from structlog.testing import capture_logs
+
+    from jobqueue.runtime.execution import Outcome
+    from jobqueue.runtime.outcomes import RELEASED, Record, log_report, write_records
+
+    jq.enqueue_many([JobCall("a"), JobCall("a")])
+    stale, kept = claim(jq, "p1")
+    with jq.transaction() as connection:
+        processes.deregister(connection, "p1")  # declared dead...
+    rescue_orphans(jq)
+    register(jq, "p1")  # ...and back, too late
+    claim(jq, "p2", limit=1)  # the rescued job, now p2's
+    with jq.transaction() as connection:
+        report = write_records(
+            connection,
+            "p1",
+            [Record(stale, Outcome(RELEASED)), Record(kept, Outcome(RELEASED))],
+            datetime.now(UTC),
+        )
+    assert report.released == [] and [r.job.id for r in report.rejected] == [stale.id, kept.id]
+    with capture_logs() as logs:
+        log_report(report)
+    assert [entry["event"] for entry in logs] == ["job_write_rejected"] * 2
+    assert {entry["outcome"] for entry in logs} == {RELEASED}
 
 
 def test_rescue_returns_orphaned_jobs_and_fails_exhausted_ones(jq: JobQueue) -> None:
