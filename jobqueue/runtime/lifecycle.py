@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from jobqueue.database import Database
 from jobqueue.db_errors import is_transient
@@ -144,6 +144,9 @@ def register_when_reachable(
                 )
             return True
         except (JobQueueError, DBAPIError) as error:
+            if isinstance(error, IntegrityError) and _registered(database, process_id):
+                # An earlier try committed and only its answer was lost: the row is ours.
+                return True
             if not is_transient(error) or (deadline is not None and time.monotonic() > deadline):
                 raise
             log.warning(
@@ -156,6 +159,11 @@ def register_when_reachable(
         if stopping():
             return False
         delay = min(delay * 2, 5.0)
+
+
+def _registered(database: Database, process_id: str) -> bool:
+    with database.transaction(read_only=True) as connection:
+        return processes.is_registered(connection, process_id)
 
 
 def register(

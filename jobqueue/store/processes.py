@@ -78,6 +78,15 @@ def heartbeat(connection: Connection, process_id: str) -> bool:
     return bool(result.rowcount == 1)
 
 
+def is_registered(connection: Connection, process_id: str) -> bool:
+    return (
+        connection.execute(
+            select(job_processes.c.id).where(job_processes.c.id == process_id)
+        ).first()
+        is not None
+    )
+
+
 def deregister(connection: Connection, process_id: str) -> None:
     connection.execute(delete(job_processes).where(job_processes.c.id == process_id))
 

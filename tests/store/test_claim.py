@@ -290,3 +290,41 @@ def test_next_due_at_sees_the_earliest_pending_job(jq: JobQueue) -> None:
         assert claims.next_due_at(connection, None) == soon
         assert claims.next_due_at(connection, ["q1"]) == soon + timedelta(seconds=5)
         assert claims.next_due_at(connection, ["nothing"]) is None
+
+
+def test_a_registration_whose_commit_answer_is_lost_goes_on_as_registered(jq: JobQueue) -> None:
+    """The INSERT of the process row commits, but the answer to the COMMIT never arrives: the
+    retry must not die on its own row (a unique violation on its process id)."""
+    import time
+
+    import pytest
+    from sqlalchemy import event
+
+    from jobqueue.database import Database
+    from jobqueue.runtime.lifecycle import register_when_reachable
+
+    from netcut import CuttableProxy
+
+    if jq.dialect == "sqlite":
+        pytest.skip("SQLite is a local file: no answer can be lost on the way")
+    with CuttableProxy(jq.database_url) as proxy:
+        database = Database(proxy.url)
+        database.verify_schema()  # checked once per engine: before the answer is lost
+        armed = [True]
+
+        def lose_the_commit_answer(_connection: object) -> None:
+            if armed and armed.pop():
+                proxy.lose_next_answer()
+
+        event.listen(database.engine, "commit", lose_the_commit_answer)
+        registered = register_when_reachable(
+            database,
+            process_id="01LOSTREPLYREGISTRATION000",
+            kind="worker",
+            sleep=time.sleep,
+            stopping=lambda: False,
+        )
+        database.close()
+    assert registered and not armed
+    with jq.transaction(read_only=True) as connection:
+        assert processes.is_registered(connection, "01LOSTREPLYREGISTRATION000")
