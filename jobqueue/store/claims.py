@@ -64,6 +64,13 @@ class ClaimedJob:
         return self.attempts
 
     @property
+    def idempotency_key(self) -> str:
+        """A key for calls to other services (a payment provider's ``Idempotency-Key``, a
+        unique column in your table): the same on every attempt of this job, rescues
+        included, and different for every job, so a repeated attempt repeats nothing."""
+        return f"jobqueue-{self.id}"
+
+    @property
     def is_last_attempt(self) -> bool:
         """Whether a failure of this attempt uses up the job's attempts (the give-up rule)."""
         return self.failed_attempts + 1 >= self.max_attempts

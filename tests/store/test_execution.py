@@ -32,6 +32,18 @@ def attempt_probe() -> None:
         raise RuntimeError("fail the first attempt")
 
 
+keys: dict[tuple[str, int], str] = {}
+
+
+@job(name="exec.key_probe", backoff=0)
+def key_probe() -> None:
+    job = current_job()
+    assert job is not None
+    keys[(job.id, job.attempt)] = job.idempotency_key
+    if job.attempt == 1:
+        raise RuntimeError("fail once")
+
+
 @job(name="exec.record")
 def record(value: object) -> None:
     calls.append(value)
@@ -239,3 +251,14 @@ def test_current_job_attempt_is_the_number_the_logs_show(jq: JobQueue) -> None:
     attempt_probe.using(jobqueue=jq).enqueue()
     assert drain(jq) == {"pending": 1, "succeeded": 1}  # backoff 0: the retry is due at once
     assert seen == [(1, 1), (2, 2)]  # (attempt, attempts)
+
+
+def test_the_idempotency_key_is_stable_across_attempts_and_distinct_per_job(jq: JobQueue) -> None:
+    keys.clear()
+    first = key_probe.using(jobqueue=jq).enqueue()
+    second = key_probe.using(jobqueue=jq).enqueue()
+    drain(jq)  # each fails once (backoff 0) and succeeds on its second attempt
+    assert sorted(keys) == sorted([(first.id, 1), (first.id, 2), (second.id, 1), (second.id, 2)])
+    assert keys[(first.id, 1)] == keys[(first.id, 2)]  # every attempt of a job: one key
+    assert keys[(second.id, 1)] == keys[(second.id, 2)]
+    assert keys[(first.id, 1)] != keys[(second.id, 1)]  # and each job its own
