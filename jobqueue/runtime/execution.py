@@ -18,6 +18,7 @@ import structlog
 
 from jobqueue.context import JobTimeoutError, global_hooks, job_context
 from jobqueue.error_record import ErrorRecord
+from jobqueue.errors import UnknownJobError
 from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob, backoff_delay
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
@@ -25,6 +26,11 @@ from jobqueue.serialization import decode_arguments
 from jobqueue.store.claims import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
+
+#: Outcome status of an attempt whose job name this worker does not know: back to pending
+#: later without counting a failed attempt (see :func:`decide`).
+SNOOZED = "snoozed"
+MAX_SNOOZE_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,12 @@ def decide(job: ClaimedJob, error: BaseException, now: datetime | None = None) -
     definition = registry.find(job.name)
     options = definition.options if definition is not None else None
     text = ErrorRecord.of(error).to_json()
+    if isinstance(error, UnknownJobError):
+        # Not the job's failure but this worker's ignorance (a deploy in progress, a worker
+        # started without the module): the job waits for one that knows the name, backing off
+        # to an hour, and never uses up its attempts for it.
+        delay = min(backoff_delay(job.attempts, None), MAX_SNOOZE_SECONDS)
+        return Outcome(SNOOZED, text, now + timedelta(seconds=delay), None)
     if isinstance(error, FailJob):
         return Outcome(FAILED, text, None, error)
     if isinstance(error, JobCancelled):

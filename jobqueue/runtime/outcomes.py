@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import Connection
 
 from jobqueue.database import Database
-from jobqueue.runtime.execution import Outcome
+from jobqueue.runtime.execution import SNOOZED, Outcome
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.store import attempts, counters, semaphores
 from jobqueue.store.claims import ClaimedJob
@@ -42,6 +42,7 @@ class WriteReport:
     succeeded: list[Record] = field(default_factory=list)
     released: list[Record] = field(default_factory=list)
     failed: list[Record] = field(default_factory=list)
+    snoozed: list[Record] = field(default_factory=list)
     rejected: list[Record] = field(default_factory=list)
 
 
@@ -117,6 +118,13 @@ def write_records(
             (report.released if record.job.id in handed_back else report.rejected).append(record)
     for record in failures:
         outcome = record.outcome
+        if outcome.status == SNOOZED:
+            assert outcome.retry_at is not None
+            snoozed = attempts.snooze(
+                connection, record.job, error=outcome.error or "", until=outcome.retry_at
+            )
+            (report.snoozed if snoozed else report.rejected).append(record)
+            continue
         ok = attempts.record_failure(
             connection,
             record.job,
@@ -144,6 +152,14 @@ def log_report(report: WriteReport) -> None:
         log.info("job_released", **record.job.log_fields)
     for record in report.failed:
         _log_failure(record)
+    for record in report.snoozed:
+        assert record.outcome.retry_at is not None
+        log.warning(
+            "job_snoozed",
+            **record.job.log_fields,
+            reason="no job is registered under this name in this worker",
+            retry_at=record.outcome.retry_at.isoformat(),
+        )
     for record in report.rejected:
         log.warning(
             "job_write_rejected",

@@ -101,6 +101,18 @@ def record_failure(
     return _count_failure(connection, job, values, error)
 
 
+def snooze(connection: Connection, job: ClaimedJob, *, error: str, until: datetime) -> bool:
+    """Put a job back to pending until ``until`` without counting a failed attempt (its name
+    is unknown to this worker: not the job's failure). Fenced; False if no longer ours."""
+    result = connection.execute(
+        update(job_queue)
+        .where(*FENCE)
+        .values(status=PENDING, scheduled_for=until, last_error=error),
+        _fence_params(job.claimed_by, [job.fence]),
+    )
+    return bool(result.rowcount == 1)
+
+
 def _count_failure(
     connection: Connection, job: ClaimedJob, values: dict[str, Any], error: str
 ) -> bool:

@@ -131,14 +131,15 @@ def test_sync_and_async_timeouts_fail_the_attempt(jq, ledger, work) -> None:
         assert "0.5 s" in error["message"]
 
 
-def test_an_unknown_job_name_fails_its_attempt_and_the_worker_carries_on(jq, ledger, work) -> None:
+def test_an_unknown_job_name_waits_and_the_worker_carries_on(jq, ledger, work) -> None:
     ghost = jq.enqueue("ghost.job", 1)
     real = ledger_jobs.record.using(jobqueue=jq).enqueue("real")
     runner = work("--burst")
     assert runner.wait(60) == 0, runner.output()[-3000:]
     row = jq.get_job(ghost.id)
-    assert row is not None and (row.status, row.failed_attempts) == (PENDING, 1)
+    assert row is not None and (row.status, row.failed_attempts) == (PENDING, 0)
     assert "UnknownJobError" in (row.last_error or "")
+    assert len(runner.events("job_snoozed")) == 1
     assert status(jq, real.id) == SUCCEEDED
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobqueue import FailJob, Job, JobQueue, RetryJob, current_job, job, on_failure
+from jobqueue import FailJob, Job, JobCall, JobQueue, RetryJob, current_job, job, on_failure
 from jobqueue.context import _global_failure_hooks
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.testing import drain, inline
@@ -98,14 +98,20 @@ def test_failures_retry_until_max_attempts_then_fail(jq: JobQueue) -> None:
     assert "raise ValueError" in error["traceback"]
 
 
-def test_unknown_job_name_fails_the_attempt_and_is_retried(jq: JobQueue) -> None:
-    handle = jq.enqueue("not.registered.anywhere", 1)
-    assert drain(jq) == {PENDING: 1}  # the default backoff puts the retry in the future
+def test_an_unknown_job_name_waits_for_a_worker_that_knows_it_without_using_attempts(
+    jq: JobQueue,
+) -> None:
+    """Not the job's failure but this worker's ignorance (a deploy in progress): the attempt
+    is recorded with its error and the job goes back later, never failed for it. (It used to
+    count a failed attempt, and 25 of them failed the job.)"""
+    handle = jq.enqueue_many([JobCall("not.registered.anywhere", args=[1], max_attempts=1)])[0]
+    assert drain(jq) == {"snoozed": 1}
     error = last_error(jq, handle.id)
     assert error["type"] == "jobqueue.errors.UnknownJobError"
     assert "not.registered.anywhere" in error["message"]
     row = jq.get_job(handle.id)
-    assert row is not None and row.scheduled_for > datetime.now(UTC)
+    assert row is not None and (row.status, row.failed_attempts, row.attempts) == (PENDING, 0, 1)
+    assert row.scheduled_for > datetime.now(UTC)  # later, backing off up to an hour
 
 
 def test_arguments_that_do_not_fit_the_signature_fail_clearly(jq: JobQueue) -> None:
