@@ -93,8 +93,14 @@ def test_jobrunner_dashboard_allows_its_host_and_allowed_hosts(
 ) -> None:
     import uvicorn
 
+    from jobqueue.cli import dashboard as command
+
     served: list[Any] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **_: served.append(app))
+    # Neither bind (dash.lan resolves nowhere here) nor serve: keep the app it would serve.
+    monkeypatch.setattr(command, "_listen", lambda host, port: None)
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda server, sockets=None: served.append(server.config.app)
+    )
     monkeypatch.delenv("JOBQUEUE_DASHBOARD_TOKEN", raising=False)
     url = ["--database-url", jq.database_url]
     command = ["dashboard", "--host", "dash.lan", "--insecure", "--allowed-host", "ops.lan", *url]
