@@ -30,6 +30,7 @@ from jobqueue.queue import JobQueue, configure, get_default_queue, set_default_q
 from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob
 from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.due import DueJob
 from jobqueue.store.jobs import JobRecord
 
 
@@ -42,6 +43,7 @@ __all__ = [
     "ClaimedJob",
     "ConfigurationError",
     "DatabaseUnavailableError",
+    "DueJob",
     "EnqueuedJob",
     "Enqueuer",
     "FailJob",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
@@ -18,7 +19,9 @@ from jobqueue.database import Database
 from jobqueue.db import DEFAULT_BUSY_TIMEOUT_MS, SqliteSynchronous
 from jobqueue.enqueue import enqueue_calls
 from jobqueue.serialization import DEFAULT_MAX_PAYLOAD_BYTES
+from jobqueue.store import due
 from jobqueue.store import jobs as store
+from jobqueue.store.due import DueJob
 from jobqueue.store.jobs import JobRecord
 
 if TYPE_CHECKING:
@@ -90,6 +93,26 @@ class JobQueue(Database):
     def count_jobs(self, *, status: str | None = None, queue: str | None = None) -> int:
         with self.transaction(read_only=True) as connection:
             return store.count_jobs(connection, status=status, queue=queue)
+
+    def due_jobs(
+        self, *, queues: Sequence[str] | None = None, limit: int | None = 100
+    ) -> list[DueJob]:
+        """The jobs a worker on ``queues`` (``None``: every queue) would claim now, in the
+        order it would claim them: pending, ``scheduled_for`` passed, paused queues skipped.
+
+        Read-only and served by the claim indexes, so it is safe to call on a busy queue (a
+        health check, a test asking whether a job whose worker died is still found);
+        ``limit=None`` lists them all. The predicate is the claim's own
+        (:mod:`jobqueue.store.due`)."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
+        with self.transaction(read_only=True) as connection:
+            return due.due_jobs(
+                connection,
+                queues=list(queues) if queues is not None else None,
+                limit=limit,
+                now=datetime.now(UTC),
+            )
 
 
 _default: JobQueue | None = None

@@ -1,0 +1,120 @@
+"""What is due: the one predicate a claim and a read-only look at the backlog share.
+
+A job is due when it is ``pending`` and ``scheduled_for <= now``. The claim
+(:mod:`jobqueue.store.claims`) takes due jobs; :func:`due_jobs` only reads them, in the order a
+claim would take them, so an operator or a conformance suite can ask "is this lost job still
+found?" without taking anything. Both walk the claim indexes (``ix_job_queue_claim`` for a
+named queue, ``ix_job_queue_claim_all`` for every queue), so the read stays as flat as the
+claim when the table holds millions of finished rows; :func:`explain_due_jobs` shows the plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, literal_column, select, text
+
+from jobqueue.schema import PENDING, UTCDateTime, job_queue, job_queue_pauses
+from jobqueue.store.dialect import db_now
+
+#: Columns of a due job as :func:`due_jobs` returns it (never its arguments: they may be large).
+DUE_COLUMNS = (
+    job_queue.c.id,
+    job_queue.c.name,
+    job_queue.c.queue,
+    job_queue.c.priority,
+    job_queue.c.scheduled_for,
+    job_queue.c.attempts,
+)
+
+#: The order a claim takes due jobs in, and the order :func:`due_jobs` lists them.
+DUE_ORDER = (job_queue.c.priority, job_queue.c.scheduled_for, job_queue.c.id)
+
+
+@dataclass(frozen=True)
+class DueJob:
+    """A job that a worker on its queue would claim now."""
+
+    id: str
+    name: str
+    queue: str
+    priority: int
+    scheduled_for: datetime
+    attempts: int
+
+
+def due_condition(dialect: str, now: Any) -> list[ColumnElement[bool]]:
+    """``status = 'pending' AND scheduled_for <= now``: the claim's predicate, in the form
+    that keeps each backend on the claim index.
+
+    SQLite's planner (no statistics) would rather range-scan ``ix_job_queue_due`` and sort
+    every due row; ``+scheduled_for`` rules that index out, leaving the one whose order is the
+    ORDER BY, so a read of LIMIT rows reads only those.
+    """
+    scheduled_for: Any = job_queue.c.scheduled_for
+    if dialect == "sqlite":
+        scheduled_for = literal_column("+job_queue.scheduled_for", UTCDateTime())
+    return [job_queue.c.status == PENDING, scheduled_for <= now]
+
+
+def due_query(
+    dialect: str, *, queue: str | None, paused: Sequence[str], now: Any
+) -> Select[Any, Any, Any, Any, Any, Any]:
+    """Due jobs of one queue (``None``: every unpaused queue), in claim order."""
+    query = select(*DUE_COLUMNS).where(*due_condition(dialect, now))
+    if queue is not None:
+        query = query.where(job_queue.c.queue == queue)
+    elif paused:
+        query = query.where(job_queue.c.queue.not_in(list(paused)))
+    return query.order_by(*DUE_ORDER)
+
+
+def paused_queues(connection: Connection) -> list[str]:
+    return list(connection.execute(select(job_queue_pauses.c.queue)).scalars())
+
+
+def due_jobs(
+    connection: Connection, *, queues: Sequence[str] | None, limit: int | None, now: datetime
+) -> list[DueJob]:
+    """Up to ``limit`` due jobs in the order a worker on ``queues`` claims them: queue by queue
+    in the listed order, paused queues skipped, as the claim does. Reads only."""
+    paused = paused_queues(connection)
+    found: list[DueJob] = []
+    for queue in queues if queues is not None else [None]:
+        wanted = None if limit is None else limit - len(found)
+        if wanted is not None and wanted <= 0:
+            break
+        if queue is not None and queue in paused:
+            continue
+        query = due_query(connection.dialect.name, queue=queue, paused=paused, now=now)
+        if wanted is not None:
+            query = query.limit(wanted)
+        found.extend(DueJob(**row) for row in connection.execute(query).mappings())
+    return found
+
+
+def explain_due_jobs(connection: Connection, *, queue: str | None, limit: int | None) -> Any:
+    """The plan the database chooses for :func:`due_jobs` over one queue (``None``: all):
+    PostgreSQL's ``EXPLAIN (FORMAT JSON)`` plan object with sequential scans ruled out (so a
+    plan that still scans is one no index can serve), MySQL's ``EXPLAIN FORMAT=JSON`` document,
+    SQLite's ``EXPLAIN QUERY PLAN`` detail lines. Run it in a transaction of its own. "Now" is
+    the database's clock, so the statement can be shown with its values inline."""
+    dialect = connection.dialect.name
+    now = db_now(dialect)
+    query = due_query(dialect, queue=queue, paused=paused_queues(connection), now=now)
+    if limit is not None:
+        query = query.limit(limit)
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    if dialect == "postgresql":
+        connection.execute(text("SET LOCAL enable_seqscan = off"))
+        row = connection.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
+        document = json.loads(row) if isinstance(row, str) else row
+        return document[0]["Plan"]
+    if dialect == "sqlite":
+        rows = connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
+        return [str(row[-1]) for row in rows]
+    return json.loads(connection.execute(text(f"EXPLAIN FORMAT=JSON {compiled}")).scalar_one())
