@@ -41,7 +41,7 @@ STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {
@@ -136,6 +136,9 @@ job_queue = Table(
     # Claims so far, never reset: with claimed_by, the fencing token of every final write.
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("failed_attempts", Integer, nullable=False, server_default=text("0")),
+    # The attempt whose job body is known to have started (written by the worker, batched,
+    # once the attempt has run a while): a rescue counts only an attempt that started.
+    Column("started_attempt", Integer, nullable=True),
     Column("max_attempts", Integer, nullable=False, server_default=text("25")),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("started_at", UTCDateTime(), nullable=True),

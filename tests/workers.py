@@ -121,6 +121,13 @@ def work(jq: JobQueue, tmp_path: Path) -> Iterator[Callable[..., Work]]:
         runner.stop()
 
 
+def start_recorded(jq: JobQueue, job_id: str) -> bool:
+    """Whether the worker has recorded that the job's current attempt started (it does so
+    once the attempt has run a while): only then does a kill count as a failed attempt."""
+    row = jq.get_job(job_id)
+    return row is not None and row.started_attempt == row.attempts
+
+
 def status(jq: JobQueue, job_id: str) -> str:
     row = jq.get_job(job_id)
     assert row is not None

@@ -12,12 +12,13 @@ import structlog
 from jobqueue.database import Database
 from jobqueue.db_errors import is_transient
 from jobqueue.runtime.dispatcher import Dispatcher
+from jobqueue.runtime.execution import Execution
 from jobqueue.runtime.heartbeat import Heartbeat
 from jobqueue.runtime.in_flight import InFlight, claim_limits
 from jobqueue.runtime.lifecycle import Stopping
 from jobqueue.runtime.outcomes import Record, log_report, write_records
 from jobqueue.settings import MIN_POLL_INTERVAL, WorkerSettings
-from jobqueue.store import claims, processes
+from jobqueue.store import attempts, claims, processes
 from jobqueue.store.claims import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
@@ -60,17 +61,18 @@ class ClaimLoop:
             want = self._wanted()
             failed: Exception | None = None
             claimed: list[ClaimedJob] = []
+            starts = self.in_flight.starts_to_record(time.monotonic())
             with self.in_flight.cycle_lock:
-                records = self.in_flight.outcomes.take(force=want > 0)
-                if records or want:
+                records = self.in_flight.outcomes.take(force=want > 0 or bool(starts))
+                if records or want or starts:
                     try:
-                        claimed, next_due = self._cycle(records, want, look_first=drained)
+                        claimed, next_due = self._cycle(records, want, starts, look_first=drained)
                     except Exception as error:  # the database blipped: keep outcomes, retry
                         self.in_flight.outcomes.requeue(records)
                         failed = error
                     for job in claimed:
                         self.dispatcher.dispatch(job)
-            if not records and want == 0:
+            if not records and want == 0 and not starts:
                 self.sleep(self.in_flight.outcomes.wait(TICK))
                 continue
             if failed is not None:
@@ -84,7 +86,7 @@ class ClaimLoop:
                 drained = len(claimed) < want
             if claimed:
                 idle_wait = MIN_POLL_INTERVAL
-            elif want and not records:
+            elif want and not records and not starts:
                 if self.settings.burst and self._burst_done():
                     self.stop.request("burst: nothing due and nothing running")
                     return
@@ -107,11 +109,12 @@ class ClaimLoop:
         self.sleep(wait)
 
     def _cycle(
-        self, records: list[Record], want: int, *, look_first: bool
+        self, records: list[Record], want: int, starts: list[Execution], *, look_first: bool
     ) -> tuple[list[ClaimedJob], datetime | None]:
-        """One write transaction: record finished outcomes and claim up to ``want`` jobs."""
+        """One write transaction: record finished outcomes and the starts of long-running
+        attempts, and claim up to ``want`` jobs."""
         now = datetime.now(UTC)
-        if look_first and not records:
+        if look_first and not records and not starts:
             # A cheap read first, so an idle poll never takes the write lock (SQLite) or row
             # locks; it also tells when the next scheduled job is due.
             with self.database.transaction(read_only=True) as connection:
@@ -126,6 +129,12 @@ class ClaimLoop:
             if beating:
                 processes.heartbeat(connection, self.process_id)
             report = write_records(connection, self.process_id, records, now) if records else None
+            if starts:
+                attempts.mark_started(
+                    connection,
+                    process_id=self.process_id,
+                    fences=[current.job.fence for current in starts],
+                )
             claimed = (
                 claims.claim_jobs(
                     connection, process_id=self.process_id, queues=self.queues, limit=want, now=now
@@ -135,6 +144,8 @@ class ClaimLoop:
             )
         if beating:
             self.heartbeat.last_beat = beat
+        for current in starts:
+            current.start_recorded = True
         if report is not None:
             try:
                 log_report(report)

@@ -11,11 +11,13 @@ from concurrent.futures import Future
 
 import structlog
 
+from jobqueue.database import Database
 from jobqueue.registry import registry
 from jobqueue.runtime import execution
 from jobqueue.runtime.execution import Execution, Outcome
 from jobqueue.runtime.in_flight import InFlight
 from jobqueue.runtime.job_threads import JobThreads
+from jobqueue.store import attempts
 from jobqueue.store.claims import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
@@ -23,10 +25,18 @@ log = structlog.get_logger("jobqueue.worker")
 
 class Dispatcher:
     def __init__(
-        self, in_flight: InFlight, *, threads: int, on_finished: Callable[[int], None]
+        self,
+        in_flight: InFlight,
+        database: Database,
+        *,
+        process_id: str,
+        threads: int,
+        on_finished: Callable[[int], None],
     ) -> None:
         """``on_finished(n)`` is called after each attempt, with how many have finished."""
         self.in_flight = in_flight
+        self.database = database
+        self.process_id = process_id
         self._pool = JobThreads(threads, "jobqueue-job")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_finished = on_finished
@@ -36,6 +46,8 @@ class Dispatcher:
         current = self.in_flight.add(job)
         log.debug("job_claimed", **job.log_fields)
         if definition is not None and definition.is_async:
+            if not self._start_recorded_if_needed(current):
+                return
             current.begin(None)  # asyncio.timeout inside the job enforces its timeout
             future = asyncio.run_coroutine_threadsafe(execution.run_async(job), self._event_loop())
             future.add_done_callback(lambda f: self._finish(current, _result(f, job)))
@@ -57,12 +69,35 @@ class Dispatcher:
     def _run_in_thread(self, current: Execution, timeout: float | None) -> None:
         if not current.begin(timeout):
             return  # released at shutdown before it started
+        if not self._start_recorded_if_needed(current):
+            return
         log.debug("job_started", **current.job.log_fields)
         try:
             outcome = execution.run_sync(current.job)
         except BaseException as error:  # never leave a job running behind a live worker
             outcome = execution.decide_safely(current.job, error)
         self._finish(current, outcome)
+
+    def _start_recorded_if_needed(self, current: Execution) -> bool:
+        """Write the start of an attempt that must have it written before its body runs (see
+        :attr:`ClaimedJob.must_record_start`); False, with the attempt handed back uncounted,
+        when that could not be done."""
+        job = current.job
+        if not job.must_record_start:
+            return True
+        try:
+            with self.database.transaction() as connection:
+                recorded = attempts.mark_started(
+                    connection, process_id=self.process_id, fences=[job.fence]
+                )
+        except Exception as error:  # the database blipped: run it later rather than uncounted
+            log.warning("job_start_not_recorded", **job.log_fields, error=str(error)[:200])
+            recorded = 0
+        if recorded != 1:
+            self.in_flight.hand_back(current)
+            return False
+        current.start_recorded = True
+        return True
 
     def _finish(self, current: Execution, outcome: Outcome) -> None:
         self._on_finished(self.in_flight.finish(current, outcome))

@@ -56,6 +56,8 @@ def worker_lost_error(job: ClaimedJob) -> str:
         f"the process {job.claimed_by} running attempt {job.attempts} died or was declared "
         "dead (no heartbeat), so the attempt was interrupted"
     )
+    if not job.started:
+        message += " before its start was recorded; it is not counted as a failed attempt"
     return ErrorRecord("jobqueue.WorkerLost", message).to_json()
 
 
@@ -180,6 +182,8 @@ class Execution:
 
     job: ClaimedJob
     started: bool = False
+    #: The database knows this attempt started (see :meth:`InFlight.starts_to_record`).
+    start_recorded: bool = False
     began_at: float = 0.0
     deadline: float | None = None
     timed_out_at: float | None = None

@@ -20,6 +20,9 @@ from jobqueue.store.claims import ClaimedJob
 PREFETCH_HORIZON = 0.05
 #: ...but never more than this many jobs beyond the threads.
 MAX_PREFETCH = 500
+#: An attempt that has run this long (seconds) has its start written with the worker's next
+#: write. Shorter ones end first and never pay for it: a failure or success says it started.
+RECORD_START_AFTER = 0.25
 
 
 class InFlight:
@@ -70,11 +73,15 @@ class InFlight:
         with self.lock:
             candidates = list(self.executions.values())
         for current in candidates:
-            if current.settle(only_if_unstarted=only_unstarted):
-                # Outcome first, then forget it: reconciliation must see it in one or the other.
-                self.outcomes.put(current.job, Outcome(RELEASED))
-                with self.lock:
-                    self._forget(current)
+            self.hand_back(current, only_if_unstarted=only_unstarted)
+
+    def hand_back(self, current: Execution, *, only_if_unstarted: bool = False) -> None:
+        """Release one attempt uncounted, unless something else settled it first."""
+        if current.settle(only_if_unstarted=only_if_unstarted):
+            # Outcome first, then forget it: reconciliation must see it in one or the other.
+            self.outcomes.put(current.job, Outcome(RELEASED))
+            with self.lock:
+                self._forget(current)
 
     def _forget(self, current: Execution) -> None:
         if self.executions.get(current.job.fence) is current:
@@ -86,6 +93,23 @@ class InFlight:
             known = {e.job.fence for e in self.executions.values()}
             known.update(self.outcomes.fences())
         return known
+
+    def starts_to_record(self, now: float) -> list[Execution]:
+        """Running attempts whose start the database does not know yet, begun at least
+        ``RECORD_START_AFTER`` before ``now`` (monotonic).
+
+        Executions are kept in claim order and the job threads take them first in, first
+        out, so the walk stops at the first one not yet begun: it looks at about ``threads``
+        entries, never at the prefetched ones behind them.
+        """
+        due: list[Execution] = []
+        with self.lock:
+            for current in self.executions.values():
+                if not current.started:
+                    break
+                if not current.start_recorded and current.began_at <= now - RECORD_START_AFTER:
+                    due.append(current)
+        return due
 
     def started_ids(self) -> list[str]:
         with self.lock:

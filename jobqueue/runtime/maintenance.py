@@ -82,7 +82,7 @@ def rescue_orphans(database: Database) -> int:
             status = attempts.rescue_job(connection, job, error=worker_lost_error(job), now=now)
             if status == FAILED and job.concurrency_key is not None:
                 semaphores.release_slots(connection, [job.concurrency_key])
-            if status is not None:
+            if status is not None and job.started:  # an unstarted attempt is no outcome
                 counters.bump_outcomes(
                     connection, shard=job.claimed_by, now=now, outcomes=[(job.queue, status)]
                 )
@@ -95,6 +95,7 @@ def rescue_orphans(database: Database) -> int:
             process_id=job.claimed_by,
             status=status,
             final=status == FAILED,
+            counted=job.started,
         )
     return rescued
 

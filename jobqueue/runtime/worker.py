@@ -68,7 +68,11 @@ class Worker:
         self.in_flight = InFlight(batch=settings.threads)
         self.stop = Stopping(self.process_id, self.in_flight.wake)
         self._dispatcher = Dispatcher(
-            self.in_flight, threads=settings.threads, on_finished=self._finished_one
+            self.in_flight,
+            self.jobqueue,
+            process_id=self.process_id,
+            threads=settings.threads,
+            on_finished=self._finished_one,
         )
         self._finished = threading.Event()  # set when the process is about to exit
         self._heartbeat = Heartbeat(

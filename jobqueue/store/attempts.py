@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, exists, select, tuple_, update
+from sqlalchemy import Connection, String, bindparam, exists, or_, select, tuple_, update
 from sqlalchemy.sql.elements import BindParameter
 
 from jobqueue.schema import (
@@ -179,12 +179,41 @@ def orphaned_jobs(connection: Connection) -> list[ClaimedJob]:
 
 
 def rescue_job(connection: Connection, job: ClaimedJob, *, error: str, now: datetime) -> str | None:
-    """Return an orphaned job to pending (or to failed when its attempts are used up), counting
-    the interrupted attempt so that a job that kills its worker every time ends failed instead of
-    looping. Returns the new status, or None if the job had moved on meanwhile."""
+    """Return an orphaned job to pending, counting the interrupted attempt if it had started
+    (so a job that kills its worker every time ends failed instead of looping) and going to
+    failed when that used up its attempts. An attempt whose start was never recorded (a
+    prefetched job, a claim the worker died right after) is handed back uncounted. Returns the
+    new status, or None if the job had moved on meanwhile."""
+    if not job.started:
+        # Guarded on the start still being unrecorded: a mark that lands after the read is
+        # left for the next pass, which then counts the attempt.
+        result = connection.execute(
+            update(job_queue)
+            .where(*FENCE, _START_UNRECORDED)
+            .values(status=PENDING, last_error=error),
+            _fence_params(job.claimed_by, [job.fence]),
+        )
+        return PENDING if result.rowcount == 1 else None
     if job.is_last_attempt:
         status, values = FAILED, {"status": FAILED, "finished_at": now, "unique_key": None}
     else:
         # scheduled_for is kept: it was due, so the rescued job is first in line.
         status, values = PENDING, {"status": PENDING}
     return status if _count_failure(connection, job, values, error) else None
+
+
+_START_UNRECORDED = or_(
+    job_queue.c.started_attempt.is_(None), job_queue.c.started_attempt != job_queue.c.attempts
+)
+_MARK_STARTED = update(job_queue).where(*FENCE).values(started_attempt=job_queue.c.attempts)
+
+
+def mark_started(
+    connection: Connection, *, process_id: str, fences: Sequence[tuple[str, int]]
+) -> int:
+    """Record that these attempts' job bodies started; returns how many rows took it (an
+    attempt that has ended or moved on meanwhile is left alone)."""
+    if not fences:
+        return 0
+    result = connection.execute(_MARK_STARTED, _fence_params(process_id, fences))
+    return int(result.rowcount)

@@ -51,6 +51,8 @@ class ClaimedJob:
     max_attempts: int
     claimed_by: str
     concurrency_key: str | None = None
+    #: The attempt whose start the database has recorded (see :attr:`started`).
+    started_attempt: int | None = None
 
     @property
     def fence(self) -> tuple[str, int]:
@@ -69,6 +71,23 @@ class ClaimedJob:
         unique column in your table): the same on every attempt of this job, rescues
         included, and different for every job, so a repeated attempt repeats nothing."""
         return f"jobqueue-{self.id}"
+
+    @property
+    def started(self) -> bool:
+        """Whether the database knows this attempt's job body started: only then does its
+        interruption count as a failed attempt (a prefetched job never run does not)."""
+        return self.started_attempt == self.attempts
+
+    @property
+    def must_record_start(self) -> bool:
+        """Whether this attempt's start must be written before its body runs.
+
+        Starts are recorded lazily (batched, once an attempt has run a while), so a job that
+        kills its worker at once would be rescued uncounted, again and again. A job that has
+        had an uncounted claim before (rescued unstarted, released, snoozed) therefore has
+        its start written first: it runs at most once without being counted.
+        """
+        return self.attempts - 1 > self.failed_attempts
 
     @property
     def is_last_attempt(self) -> bool:
@@ -98,6 +117,7 @@ CLAIM_COLUMNS = (
     job_queue.c.max_attempts,
     job_queue.c.claimed_by,
     job_queue.c.concurrency_key,
+    job_queue.c.started_attempt,
 )
 
 

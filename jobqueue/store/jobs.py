@@ -47,6 +47,8 @@ class JobRecord:
     unique_key: str | None
     concurrency_key: str | None
     result: str | None
+    #: The attempt whose start the worker recorded (rescues count only attempts that started).
+    started_attempt: int | None = None
 
     @property
     def args(self) -> list[Any]:

@@ -130,3 +130,24 @@ def interrupt() -> None:
 def hard_exit() -> None:
     write_ledger("hard_exit")
     os._exit(3)
+
+
+def _start_on_record() -> str:
+    """'recorded' if the database already knows this attempt started, else 'unrecorded'."""
+    current = current_job()
+    assert current is not None
+    with get_default_queue().transaction(read_only=True) as connection:
+        started = connection.execute(
+            text("SELECT started_attempt FROM job_queue WHERE id = :id"), {"id": current.id}
+        ).scalar()
+    return "recorded" if started == current.attempts else "unrecorded"
+
+
+@job(name="ledger.report_start")
+def report_start() -> None:
+    write_ledger(_start_on_record())
+
+
+@job(name="ledger.report_start_async")
+async def report_start_async() -> None:
+    write_ledger(_start_on_record())

@@ -16,13 +16,14 @@ from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
 
 import ledger_jobs
 from backends import scale_factor
-from workers import kill_connections, status, summary, wait_until
+from workers import kill_connections, start_recorded, status, summary, wait_until
 
 
 def test_kill_9_of_the_whole_group_then_restart_resumes_the_job(jq, ledger, work) -> None:
     handle = ledger_jobs.slow_first_attempt.using(jobqueue=jq).enqueue(60)
     first = work("--threads", "2")
     wait_until(lambda: ledger(), 30, "the job to start")
+    wait_until(lambda: start_recorded(jq, handle.id), 30, "its start to be recorded")
     first.signal_group(signal.SIGKILL)
     first.process.wait(timeout=10)
     assert status(jq, handle.id) == RUNNING  # nobody was left to say otherwise
@@ -36,6 +37,66 @@ def test_kill_9_of_the_whole_group_then_restart_resumes_the_job(jq, ledger, work
     assert jq.count_jobs(status=RUNNING) == 0
     with jq.transaction(read_only=True) as connection:
         assert connection.execute(text("SELECT count(*) FROM job_processes")).scalar() == 0
+
+
+def test_a_worker_killed_right_after_its_claim_uses_up_no_attempts(
+    jq, ledger, work, tmp_path, monkeypatch
+) -> None:
+    """The probe that found issue 13's item 1: jobs with max_attempts=1, the worker killed the
+    moment its claim commits (before any job reached a thread). Each job is rescued uncounted
+    and then runs exactly once; none ends failed without having run."""
+    monkeypatch.setenv("JQ_TEST_DIE_FLAG", str(tmp_path / "died"))
+    handles = [
+        ledger_jobs.record.using(jobqueue=jq, max_attempts=1).enqueue(str(i)) for i in range(6)
+    ]
+    runner = work("--threads", "2", "--app", "die_after_claim", "--burst")
+    assert runner.wait(120) == 0, runner.output()[-3000:]
+    assert (tmp_path / "died").exists()
+    rescued = runner.events("job_rescued")
+    assert rescued and all(event["counted"] is False for event in rescued)
+    assert Counter(job_id for job_id, _, _ in ledger()) == {h.id: 1 for h in handles}
+    for handle in handles:
+        row = jq.get_job(handle.id)
+        assert row is not None and (row.status, row.failed_attempts) == (SUCCEEDED, 0)
+    assert {jq.get_job(e["job_id"]).attempts for e in rescued} == {2}  # type: ignore[union-attr]
+
+
+def test_an_attempt_after_an_uncounted_one_records_its_start_before_running(
+    jq, ledger, work
+) -> None:
+    """Starts are recorded lazily, so a job that kills its worker at once would be rescued
+    uncounted each time. After one uncounted claim, the next attempt must write its start
+    before its body runs (sync and async jobs); a first attempt of a short job does not."""
+    from jobqueue.runtime.lifecycle import register
+    from jobqueue.runtime.maintenance import rescue_orphans
+    from jobqueue.store import claims, processes
+
+    fresh = ledger_jobs.report_start.using(jobqueue=jq).enqueue()
+    runner = work("--burst")
+    assert runner.wait(60) == 0, runner.output()[-3000:]
+    suspects = [
+        ledger_jobs.report_start.using(jobqueue=jq).enqueue(),
+        ledger_jobs.report_start_async.using(jobqueue=jq).enqueue(),
+    ]
+    with jq.transaction() as connection:  # a worker that claimed them and died at once
+        register(connection, process_id="ghost", kind="worker")
+    with jq.transaction() as connection:
+        claimed = claims.claim_jobs(
+            connection, process_id="ghost", queues=None, limit=10, now=datetime.now(UTC)
+        )
+    assert {job.id for job in claimed} == {h.id for h in suspects}
+    with jq.transaction() as connection:
+        processes.deregister(connection, "ghost")
+    assert rescue_orphans(jq) == 2
+    runner = work("--burst")
+    assert runner.wait(60) == 0, runner.output()[-3000:]
+    with jq.transaction(read_only=True) as connection:
+        tags = dict(connection.execute(text("SELECT job_id, tag FROM test_ledger")).all())
+    assert tags == {
+        fresh.id: "unrecorded",
+        suspects[0].id: "recorded",
+        suspects[1].id: "recorded",
+    }
 
 
 def test_sigterm_releases_a_job_that_outlives_the_shutdown_timeout(jq, ledger, work) -> None:
@@ -158,6 +219,7 @@ def test_a_worker_declared_dead_stops_and_its_job_is_run_again(jq, ledger, work)
     handle = ledger_jobs.slow_first_attempt.using(jobqueue=jq).enqueue(3)
     runner = work()
     wait_until(lambda: ledger(), 30, "the job to start")
+    wait_until(lambda: start_recorded(jq, handle.id), 30, "its start to be recorded")
     with jq.transaction() as connection:  # as if its heartbeat had expired
         connection.execute(text("DELETE FROM job_processes WHERE kind = 'worker'"))
     rescue_orphans(jq)  # the supervisor's maintenance may have got there first

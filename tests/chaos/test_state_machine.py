@@ -1,7 +1,8 @@
 """Property-based state machine over the store API, on every backend (issue 5, item 10).
 
-Hypothesis drives random sequences of enqueue, claim, succeed, fail (retry or final), stale and
-impostor writes, process death, rescue, restart, operator cancel and operator retry against a
+Hypothesis drives random sequences of enqueue, claim, start marks, succeed, fail (retry or
+final), stale and impostor writes, process death, rescue (which counts an attempt only if its
+start was recorded), restart, operator cancel and operator retry against a
 real database, and after every step reads all rows back and checks them against a model and
 against the previous snapshot:
 
@@ -89,6 +90,7 @@ class ModelJob:
     attempts: int = 0
     failed_attempts: int = 0
     claimed_by: str | None = None
+    started: bool = False  # the current attempt's start is recorded
 
     def expected(self) -> tuple[str, int, int, str | None, int]:
         return (
@@ -198,7 +200,21 @@ class JobStateMachine(RuleBasedStateMachine):
             assert job.fence not in self.fences_issued, f"fence {job.fence} handed out twice"
             self.fences_issued.add(job.fence)
             model.status, model.attempts, model.claimed_by = RUNNING, job.attempts, process_id
+            model.started = False
             self.holding[job.id] = job
+
+    @precondition(lambda self: self.holding)
+    @rule(data=st.data())
+    def start(self, data: st.DataObject) -> None:
+        """The worker records that an attempt it holds has started."""
+        job = self._draw_held(data)
+        with self.jq.transaction() as connection:
+            marked = attempts.mark_started(
+                connection, process_id=job.claimed_by, fences=[job.fence]
+            )
+        if not self.model[job.id].started:  # a repeat may count 0 rows (MySQL: unchanged)
+            assert marked == 1
+        self.model[job.id].started = True
 
     @precondition(lambda self: self.holding)
     @rule(data=st.data(), with_stale_fences=st.booleans())
@@ -243,7 +259,7 @@ class JobStateMachine(RuleBasedStateMachine):
     @rule(
         data=st.data(),
         writer=st.sampled_from(["stale", "impostor"]),
-        write=st.sampled_from(["complete", "retry", FAILED]),
+        write=st.sampled_from(["complete", "retry", FAILED, "start"]),
     )
     def foreign_write(self, data: st.DataObject, writer: str, write: str) -> None:
         """A write that must change nothing: a worker reporting an attempt that is over
@@ -264,6 +280,11 @@ class JobStateMachine(RuleBasedStateMachine):
                     connection, process_id=job.claimed_by, fences=[job.fence], now=now
                 )
                 assert result == set(), f"{writer} complete of {job.fence} took effect"
+            elif write == "start":
+                result = attempts.mark_started(
+                    connection, process_id=job.claimed_by, fences=[job.fence]
+                )
+                assert result == 0, f"{writer} start mark of {job.fence} took effect"
             else:
                 result = attempts.record_failure(
                     connection,
@@ -297,6 +318,10 @@ class JobStateMachine(RuleBasedStateMachine):
         rescued = rescue_orphans(self.jq)
         assert rescued == len(orphans), f"rescued {rescued}, expected {len(orphans)}"
         for model in orphans:
+            if not model.started:  # never started: handed back, not counted
+                model.status = PENDING
+                self._retire(self.holding[model.id])
+                continue
             # The interrupted attempt counts; used up means failed, not another loop.
             exhausted = model.failed_attempts + 1 >= model.max_attempts
             model.status = FAILED if exhausted else PENDING

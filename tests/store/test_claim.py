@@ -24,6 +24,15 @@ def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | No
         )
 
 
+def start(jq: JobQueue, *jobs: claims.ClaimedJob) -> None:
+    """Record these attempts' starts, as their worker does once they have run a while."""
+    with jq.transaction() as connection:
+        fences = [job.fence for job in jobs]
+        assert attempts.mark_started(connection, process_id=jobs[0].claimed_by, fences=fences) == (
+            len(jobs)
+        )
+
+
 def register(jq: JobQueue, process_id: str) -> None:
     with jq.transaction() as connection:
         lifecycle.register(connection, process_id=process_id, kind="worker")
@@ -182,6 +191,7 @@ def test_rescue_returns_orphaned_jobs_and_fails_exhausted_ones(jq: JobQueue) -> 
     register(jq, "alive")
     jq.enqueue_many([JobCall("a", args=(1,)), JobCall("a", args=(2,), max_attempts=1)])
     retried, exhausted = claim(jq, "ghost")
+    start(jq, retried, exhausted)
     with jq.transaction() as connection:
         processes.deregister(connection, "ghost")  # as if it died and was reaped
     jq.enqueue_many([JobCall("a", args=(3,))])
@@ -191,6 +201,71 @@ def test_rescue_returns_orphaned_jobs_and_fails_exhausted_ones(jq: JobQueue) -> 
     row = jq.get_job(retried.id)
     assert row is not None and row.failed_attempts == 1 and "WorkerLost" in (row.last_error or "")
     assert jq.get_job(held.id).status == RUNNING  # type: ignore[union-attr]
+
+
+def test_a_claimed_job_that_never_started_is_rescued_without_counting_an_attempt(
+    jq: JobQueue,
+) -> None:
+    """A worker that dies right after its claim (its prefetched jobs, a job no thread had
+    picked up yet) must not use up attempts of jobs that never ran: with max_attempts=1 the
+    job goes back to pending, not to failed, and its next attempt must record its start first."""
+    (job,) = jq.enqueue_many([JobCall("a", max_attempts=1)])
+    (claimed,) = claim(jq, "ghost")
+    assert not claimed.started and not claimed.must_record_start
+    with jq.transaction() as connection:
+        processes.deregister(connection, "ghost")
+    assert rescue_orphans(jq) == 1
+    row = jq.get_job(job.id)
+    assert row is not None
+    assert (row.status, row.failed_attempts, row.attempts) == (PENDING, 0, 1)
+    assert row.error is not None and row.error.type == "jobqueue.WorkerLost"
+    assert "not counted" in row.error.message
+    (again,) = claim(jq, "p2")
+    assert again.attempts == 2 and again.must_record_start and not again.started
+    start(jq, again)
+    with jq.transaction() as connection:
+        processes.deregister(connection, "p2")
+    assert rescue_orphans(jq) == 1
+    row = jq.get_job(job.id)
+    assert row is not None and (row.status, row.failed_attempts) == (FAILED, 1)
+
+
+def test_a_start_recorded_after_the_rescuers_read_is_counted_on_the_next_pass(
+    jq: JobQueue,
+) -> None:
+    """The rescuer read the attempt as unstarted, then the (declared dead, still running)
+    worker's start mark landed: the uncounted hand-back must not go through, and the next
+    pass counts the attempt."""
+    (job,) = jq.enqueue_many([JobCall("a")])
+    (claimed,) = claim(jq, "p1")
+    with jq.transaction() as connection:
+        processes.deregister(connection, "p1")
+    with jq.transaction(read_only=True) as connection:
+        (orphan,) = attempts.orphaned_jobs(connection)
+    start(jq, claimed)
+    with jq.transaction() as connection:
+        assert (
+            attempts.rescue_job(connection, orphan, error="WorkerLost", now=datetime.now(UTC))
+            is None
+        )
+    assert rescue_orphans(jq) == 1
+    row = jq.get_job(job.id)
+    assert row is not None and (row.status, row.failed_attempts) == (PENDING, 1)
+
+
+def test_a_start_mark_is_fenced(jq: JobQueue) -> None:
+    """Only the attempt's own process, while the attempt is running, can mark it started."""
+    (job,) = jq.enqueue_many([JobCall("a")])
+    (claimed,) = claim(jq, "p1")
+    with jq.transaction() as connection:
+        assert attempts.mark_started(connection, process_id="p2", fences=[claimed.fence]) == 0
+        assert attempts.mark_started(connection, process_id="p1", fences=[(job.id, 2)]) == 0
+        attempts.complete_jobs(
+            connection, process_id="p1", fences=[claimed.fence], now=datetime.now(UTC)
+        )
+        assert attempts.mark_started(connection, process_id="p1", fences=[claimed.fence]) == 0
+    row = jq.get_job(job.id)
+    assert row is not None and row.started_attempt is None
 
 
 def test_a_finish_that_beats_the_rescuer_makes_the_rescue_a_no_op(jq: JobQueue) -> None:

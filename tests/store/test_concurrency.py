@@ -88,7 +88,7 @@ def test_cancel_and_operator_retry_respect_the_slots(jq: JobQueue) -> None:
 
 def test_a_rescued_job_that_fails_for_good_frees_its_slot(jq: JobQueue) -> None:
     from jobqueue.runtime.maintenance import rescue_orphans
-    from jobqueue.store import processes
+    from jobqueue.store import attempts, processes
 
     first, second = failing.enqueue().id, failing.enqueue().id
     with jq.transaction() as connection:
@@ -97,6 +97,7 @@ def test_a_rescued_job_that_fails_for_good_frees_its_slot(jq: JobQueue) -> None:
         (claimed,) = claims.claim_jobs(
             connection, process_id="doomed", queues=None, limit=1, now=datetime.now(UTC)
         )
+        attempts.mark_started(connection, process_id="doomed", fences=[claimed.fence])
         processes.deregister(connection, "doomed")
     assert claimed.id == first
     assert rescue_orphans(jq) == 1  # max_attempts=1: the interrupted attempt was its last
