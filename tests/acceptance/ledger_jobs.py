@@ -151,3 +151,15 @@ def report_start() -> None:
 @job(name="ledger.report_start_async")
 async def report_start_async() -> None:
     write_ledger(_start_on_record())
+
+
+@job(name="ledger.wait_for_file")
+def wait_for_file(path: str) -> None:
+    """Start (ledger row), then finish only once ``path`` exists: a test decides when this
+    job's completion is written. Gives up after 60 s, failing the attempt."""
+    write_ledger("waiting")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)

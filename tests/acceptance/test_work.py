@@ -231,6 +231,68 @@ def test_a_worker_declared_dead_stops_and_its_job_is_run_again(jq, ledger, work)
     assert runner.wait(30) == 0
 
 
+def test_a_finish_that_beats_the_rescuer_at_process_level_leaves_the_job_succeeded(
+    jq, ledger, tmp_path
+) -> None:
+    """The reverse-order fencing race with a real worker process: the worker is declared dead,
+    the rescuer reads its orphan, then the worker's completion lands, then the rescuer writes.
+    The rescue must change nothing: the job stays succeeded, ran once, and counts no failure.
+
+    The worker runs bare (no supervisor, whose maintenance would rescue on its own) with a
+    30 s heartbeat, so it does not notice it was declared dead before its job finishes.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from jobqueue.runtime.maintenance import rescue_orphans
+    from jobqueue.settings import WorkerSettings
+    from jobqueue.store import attempts
+
+    flag = tmp_path / "finish"
+    handle = ledger_jobs.wait_for_file.using(jobqueue=jq).enqueue(str(flag))
+    settings = WorkerSettings(
+        database_url=jq.database_url,
+        apps=["ledger_jobs"],
+        threads=1,
+        heartbeat_interval=30,
+        dead_threshold=150,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "jobqueue.runtime.spawn"],
+        stdin=subprocess.PIPE,
+        cwd=ledger_jobs.__file__.rsplit("/", 1)[0],
+        env={**os.environ, "JOBQUEUE_DATABASE_URL": jq.database_url},
+    )
+    try:
+        assert worker.stdin is not None
+        worker.stdin.write(settings.to_json().encode())
+        worker.stdin.close()
+        wait_until(lambda: ledger(), 30, "the job to start")
+        with jq.transaction() as connection:  # declared dead
+            connection.execute(text("DELETE FROM job_processes"))
+        with jq.transaction(read_only=True) as connection:
+            (orphan,) = attempts.orphaned_jobs(connection)  # the rescuer's read
+        flag.touch()  # the worker's completion lands between the rescuer's read and write
+        wait_until(lambda: status(jq, handle.id) == SUCCEEDED, 30, "the completion to land")
+        with jq.transaction() as connection:
+            now = datetime.now(UTC)
+            assert attempts.rescue_job(connection, orphan, error="WorkerLost", now=now) is None
+        assert rescue_orphans(jq) == 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    row = jq.get_job(handle.id)
+    assert row is not None
+    assert (row.status, row.attempts, row.failed_attempts, row.last_error) == (
+        SUCCEEDED,
+        1,
+        0,
+        None,
+    )
+    assert [attempt for _, attempt, _ in ledger()] == [1]
+
+
 def test_a_claim_whose_answer_was_lost_is_handed_back_and_run(jq, ledger, work) -> None:
     from jobqueue.schema import job_queue
 
