@@ -26,6 +26,8 @@ def operational_error(engine: Engine, error: DBAPIError) -> Exception:
     """The error to raise for ``error``: a clear jobqueue error where the database could not be
     used (lost connection, SQLite lock held past the busy timeout), else ``error`` itself."""
     reason = str(error.orig).strip() if error.orig else str(error)
+    if engine.dialect.name == "sqlite" and is_sqlite_full(error):
+        return _disk_full(engine, reason)
     if engine.dialect.name == "sqlite" and ("locked" in reason or "busy" in reason):
         return DatabaseUnavailableError(
             f"{mask_url(engine.url)} stayed locked by another writer for longer than the busy "
@@ -36,6 +38,33 @@ def operational_error(engine: Engine, error: DBAPIError) -> Exception:
     if isinstance(error, OperationalError):
         return DatabaseUnavailableError(f"database error at {mask_url(engine.url)}: {reason}")
     return error
+
+
+def commit_failed(engine: Engine, error: DBAPIError, what: str) -> DatabaseUnavailableError:
+    """The error for a COMMIT of ``what`` that raised. A server may have committed before the
+    answer was lost, so the outcome is unknown; SQLite reports a full disk only for a commit
+    that did not happen (its commit record never reached the file), so nothing was written."""
+    reason = str(error.orig).strip() if error.orig else str(error)
+    if engine.dialect.name == "sqlite" and is_sqlite_full(error):
+        return _disk_full(engine, reason)
+    return DatabaseUnavailableError(
+        f"the commit of {what} to {mask_url(engine.url)} failed ({reason}); "
+        "whether it went through is unknown"
+    )
+
+
+def _disk_full(engine: Engine, reason: str) -> DatabaseUnavailableError:
+    return DatabaseUnavailableError(
+        f"the disk holding {mask_url(engine.url)} is full ({reason}); nothing was written"
+    )
+
+
+def is_sqlite_full(error: BaseException) -> bool:
+    """SQLite's SQLITE_FULL: the disk (or the database's max_page_count) has no room left."""
+    if not isinstance(error, DBAPIError) or error.orig is None:
+        return False
+    name = getattr(error.orig, "sqlite_errorname", "")
+    return name == "SQLITE_FULL" or "database or disk is full" in str(error.orig)
 
 
 def is_transient(error: BaseException) -> bool:
