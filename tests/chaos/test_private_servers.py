@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from jobqueue import JobQueue
 
@@ -75,6 +76,19 @@ FAULTS: dict[str, Callable[[PrivateServer], None]] = {
 }
 
 
+def listeners(jq: JobQueue) -> int:
+    """PostgreSQL: the connections of this database that are LISTENing for enqueues."""
+    with jq.transaction(read_only=True) as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND query LIKE 'LISTEN %'"
+                )
+            ).scalar_one()
+        )
+
+
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_workers_and_enqueues_ride_out_a_server_restart_or_stop(
     server: PrivateServer, fault: str, tmp_path: Path
@@ -100,6 +114,8 @@ def test_workers_and_enqueues_ride_out_a_server_restart_or_stop(
             assert_enqueues_kept_their_word(jq, load)
             assert_every_job_ran(jq)
             assert jq.count_jobs() >= count + len(load.accepted)
+            if server.backend == "postgresql":
+                wait_until(lambda: listeners(jq) == 2, 30, "both workers to LISTEN again")
             assert_workers_stayed_up(runner, workers=2)
         finally:
             runner.stop()
