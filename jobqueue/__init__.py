@@ -16,6 +16,7 @@ from jobqueue.enqueuer import Enqueuer, by_name
 from jobqueue.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
+    JobArgumentsError,
     JobQueueError,
     NaiveDatetimeError,
     PayloadTooLargeError,
@@ -48,6 +49,7 @@ __all__ = [
     "Enqueuer",
     "FailJob",
     "Job",
+    "JobArgumentsError",
     "JobCall",
     "JobCancelled",
     "JobDefinition",

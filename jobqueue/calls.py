@@ -30,6 +30,16 @@ from jobqueue.serialization import canonical_digest
 from jobqueue.store.jobs import JobRecord, fetch_job
 
 
+def check_arguments(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """Where the job's code is imported, refuse arguments that do not fit its signature
+    (:class:`~jobqueue.errors.JobArgumentsError`, a ``TypeError``) before anything is
+    written: a worker could only fail such a job. A producer without the code enqueues by
+    name unchecked, and the worker then fails the job at once."""
+    definition = registry.find(name)
+    if definition is not None:
+        definition.check_arguments(args, kwargs)
+
+
 def require_aware(when: datetime) -> datetime:
     if not isinstance(when, datetime):
         raise TypeError(f"expected a datetime, not {type(when).__name__}")
@@ -72,6 +82,7 @@ class JobCall:
             raise TypeError(f"args must be a list or tuple, not {type(self.args).__name__}")
         if not isinstance(self.kwargs, Mapping):
             raise TypeError(f"kwargs must be a mapping, not {type(self.kwargs).__name__}")
+        check_arguments(self.name, self.args, self.kwargs)
         if self.scheduled_for is not None:
             object.__setattr__(self, "scheduled_for", require_aware(self.scheduled_for))
         if self.unique_key is not None and (
@@ -106,6 +117,7 @@ class EnqueuedJob:
         """Read the job's current row (``None`` once it was pruned or rolled back)."""
         if self.jobqueue is None:
             raise ValueError(f"job {self.id} has no database to read it from")
+        self.jobqueue.verify_schema()  # a missing schema says "run jobrunner migrate"
         with self.jobqueue.transaction(read_only=True) as connection:
             return fetch_job(connection, self.id)
 
@@ -128,7 +140,14 @@ def build_call(
     concurrency_key: str | None = None
     if limit is not None:
         key = options.concurrency_key
-        concurrency_key = key(*args, **kwargs) if callable(key) else (key or name)
+        if not callable(key):
+            concurrency_key = key or name
+        else:
+            try:
+                concurrency_key = key(*args, **kwargs)
+            except TypeError:
+                check_arguments(name, args, kwargs)  # the clearer error, if that is the cause
+                raise
     return JobCall(
         name=name,
         args=args,

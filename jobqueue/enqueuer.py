@@ -7,17 +7,20 @@ The per-call options of ``using(...)`` are listed once, in :class:`UsingArgs`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, Unpack
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from jobqueue.calls import EnqueuedJob, JobCall, build_call, require_aware, target_options
 from jobqueue.options import JobOptions
-from jobqueue.queue import JobQueue, get_default_queue
+from jobqueue.queue import JobQueue, get_default_queue, queue_for_engine
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+P = ParamSpec("P")
 
 
 class UsingArgs(TypedDict, total=False):
@@ -37,8 +40,13 @@ class UsingArgs(TypedDict, total=False):
     unique_key: str | None
 
 
-class Enqueuer:
-    """Enqueues one job name with options fixed by ``using(...)``; immutable, so safe to share."""
+class Enqueuer(Generic[P]):
+    """Enqueues one job name with options fixed by ``using(...)``; immutable, so safe to share.
+
+    Typed by the job's parameters (``P``): ``send.using(queue="mail").enqueue(...)`` is checked
+    against ``send``'s signature like ``send.enqueue(...)``. :func:`by_name` gives an
+    ``Enqueuer[...]``, which takes any arguments (the code may not be importable here).
+    """
 
     __slots__ = ("_connection", "_jobqueue", "_name", "_options", "_session", "_unique_key")
 
@@ -62,12 +70,12 @@ class Enqueuer:
         self._session = session
         self._unique_key = unique_key
 
-    def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer:
+    def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer[P]:
         """A copy with the given options replaced; an unknown option is a TypeError."""
         unknown = set(changes) - set(UsingArgs.__annotations__)
         if unknown:
             raise TypeError(f"using() got unknown option(s): {', '.join(sorted(unknown))}")
-        return Enqueuer(
+        changed: Enqueuer[P] = Enqueuer(
             self._name,
             self._options.merged(
                 queue=changes.get("queue"),
@@ -79,32 +87,38 @@ class Enqueuer:
             session=changes.get("session") or self._session,
             unique_key=changes.get("unique_key") or self._unique_key,
         )
+        return changed
 
-    def call(self, *args: Any, **kwargs: Any) -> JobCall:
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> JobCall:
         """A :class:`JobCall` to pass to ``enqueue_many``."""
         return build_call(self._name, self._options, args, kwargs, unique_key=self._unique_key)
 
-    def enqueue(self, *args: Any, **kwargs: Any) -> EnqueuedJob:
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
         """Run as soon as a worker is free."""
         return self._write(
             build_call(self._name, self._options, args, kwargs, unique_key=self._unique_key)
         )
 
-    def enqueue_in(self, delay: timedelta, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
+    def enqueue_in(self, delay: timedelta, /, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
         """Run after ``delay`` (a ``timedelta``) has passed."""
         if not isinstance(delay, timedelta):
             raise TypeError(f"enqueue_in() takes a timedelta first, not {type(delay).__name__}")
         return self._write(self._scheduled(datetime.now(UTC) + delay, args, kwargs))
 
-    def enqueue_at(self, when: datetime, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
+    def enqueue_at(self, when: datetime, /, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
         """Run at ``when``, an aware datetime (a naive one is refused)."""
         return self._write(self._scheduled(require_aware(when), args, kwargs))
 
     def enqueue_many(self, calls: Sequence[JobCall]) -> list[EnqueuedJob]:
         """Write ``calls`` in one transaction, to this enqueuer's database or transaction."""
-        return (self._jobqueue or get_default_queue()).enqueue_many(
+        handles = (self._jobqueue or get_default_queue()).enqueue_many(
             calls, connection=self._connection, session=self._session
         )
+        if self._jobqueue is None and (self._connection or self._session) is not None:
+            # Written through the caller's transaction: the handles read from its database.
+            bound = queue_for_engine(_engine_of(self._connection, self._session))
+            handles = [replace(handle, jobqueue=bound) for handle in handles]
+        return handles
 
     def _scheduled(self, when: datetime, args: Any, kwargs: Any) -> JobCall:
         return build_call(
@@ -115,13 +129,21 @@ class Enqueuer:
         return self.enqueue_many([call])[0]
 
 
+def _engine_of(connection: Connection | None, session: Session | None) -> Engine:
+    if connection is not None:
+        return connection.engine
+    assert session is not None
+    bind = session.get_bind()
+    return bind.engine if isinstance(bind, Connection) else bind
+
+
 def by_name(
     name: str,
     *,
     queue: str | None = None,
     priority: int | None = None,
     max_attempts: int | None = None,
-) -> Enqueuer:
+) -> Enqueuer[...]:
     """An enqueuer for a job this process may not import: options come from the registry if
     the name is registered here, else from the arguments and the defaults."""
     name, options = target_options(name)

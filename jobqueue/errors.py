@@ -42,3 +42,8 @@ class RegistryError(JobQueueError):
 
 class UnknownJobError(JobQueueError):
     """No job is registered under the name a row carries (a newer worker may know it)."""
+
+
+class JobArgumentsError(JobQueueError, TypeError):
+    """The arguments do not fit the job's signature: refused at enqueue where the job's code is
+    imported, and a job that reaches a worker with them fails at once (a retry cannot help)."""

@@ -12,7 +12,18 @@ import functools
 import inspect
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Generic, ParamSpec, TypeVar, Unpack, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    Unpack,
+    overload,
+)
 
 from jobqueue.calls import EnqueuedJob, JobCall, target_options
 from jobqueue.enqueuer import Enqueuer, UsingArgs
@@ -31,6 +42,11 @@ class JobFunction(Generic[P, R]):
         self.definition = definition
         self.__wrapped__ = definition.target
         functools.update_wrapper(self, definition.target)
+        # Function-like to inspect: inspect.iscoroutinefunction() (and so FastAPI, pytest's
+        # asyncio plugins, asyncio.iscoroutinefunction) sees that calling it gives a coroutine.
+        for attribute in ("__code__", "__defaults__", "__kwdefaults__"):
+            if hasattr(definition.target, attribute):
+                setattr(self, attribute, getattr(definition.target, attribute))
 
     @property
     def name(self) -> str:
@@ -47,7 +63,7 @@ class JobFunction(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<job {self.name!r}>"
 
-    def _enqueuer(self) -> Enqueuer:
+    def _enqueuer(self) -> Enqueuer[P]:
         return Enqueuer(self.definition.name, self.definition.options)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
@@ -66,7 +82,7 @@ class JobFunction(Generic[P, R]):
         """A :class:`JobCall` for ``enqueue_many``."""
         return self._enqueuer().call(*args, **kwargs)
 
-    def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer:
+    def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer[P]:
         """Enqueue with other options, or inside your own transaction (``connection=``,
         ``session=``)."""
         return self._enqueuer().using(**changes)
@@ -118,6 +134,75 @@ def job(
     return register
 
 
+class _Performs(Protocol[P]):
+    """A ``Job`` subclass, seen by a type checker through its ``perform`` parameters."""
+
+    def perform(self, *args: P.args, **kwargs: P.kwargs) -> Any: ...
+
+
+class _UsingCall(Protocol[P]):
+    def __call__(self, **changes: Unpack[UsingArgs]) -> Enqueuer[P]: ...
+
+
+class _FromPerform:
+    """``Resize.enqueue`` and its siblings: the same method of a fresh
+    :class:`~jobqueue.enqueuer.Enqueuer` for the class. Each subclass below only narrows
+    ``__get__``'s type for checkers, which solve ``P`` from the owner's ``perform``; at run
+    time they are all this."""
+
+    _method = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._method = name
+
+    def __get__(self, instance: object, owner: type[Any]) -> Any:
+        try:
+            enqueuer = owner._enqueuer()
+        except (TypeError, RegistryError) as error:  # Job itself, an abstract base
+            return functools.partial(_refuse, error)  # introspection must not raise
+        return getattr(enqueuer, self._method)
+
+
+def _refuse(error: Exception, *args: object, **kwargs: object) -> Any:
+    raise error
+
+
+class _Enqueue(_FromPerform):
+    if TYPE_CHECKING:
+
+        def __get__(
+            self, instance: object, owner: type[_Performs[P]]
+        ) -> Callable[P, EnqueuedJob]: ...
+
+
+class _EnqueueIn(_FromPerform):
+    if TYPE_CHECKING:
+
+        def __get__(
+            self, instance: object, owner: type[_Performs[P]]
+        ) -> Callable[Concatenate[timedelta, P], EnqueuedJob]: ...
+
+
+class _EnqueueAt(_FromPerform):
+    if TYPE_CHECKING:
+
+        def __get__(
+            self, instance: object, owner: type[_Performs[P]]
+        ) -> Callable[Concatenate[datetime, P], EnqueuedJob]: ...
+
+
+class _Call(_FromPerform):
+    if TYPE_CHECKING:
+
+        def __get__(self, instance: object, owner: type[_Performs[P]]) -> Callable[P, JobCall]: ...
+
+
+class _Using(_FromPerform):
+    if TYPE_CHECKING:
+
+        def __get__(self, instance: object, owner: type[_Performs[P]]) -> _UsingCall[P]: ...
+
+
 class Job:
     """Base class for class-based jobs: implement ``perform`` (plain or ``async def``).
 
@@ -159,30 +244,13 @@ class Job:
         raise NotImplementedError
 
     @classmethod
-    def _enqueuer(cls) -> Enqueuer:
+    def _enqueuer(cls) -> Enqueuer[...]:
         return Enqueuer(*target_options(cls))
 
-    @classmethod
-    def enqueue(cls, *args: Any, **kwargs: Any) -> EnqueuedJob:
-        """Run as soon as a worker is free."""
-        return cls._enqueuer().enqueue(*args, **kwargs)
-
-    @classmethod
-    def enqueue_in(cls, delay: timedelta, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
-        """Run after ``delay``."""
-        return cls._enqueuer().enqueue_in(delay, *args, **kwargs)
-
-    @classmethod
-    def enqueue_at(cls, when: datetime, /, *args: Any, **kwargs: Any) -> EnqueuedJob:
-        """Run at ``when``, an aware datetime."""
-        return cls._enqueuer().enqueue_at(when, *args, **kwargs)
-
-    @classmethod
-    def call(cls, *args: Any, **kwargs: Any) -> JobCall:
-        """A :class:`JobCall` for ``enqueue_many``."""
-        return cls._enqueuer().call(*args, **kwargs)
-
-    @classmethod
-    def using(cls, **changes: Unpack[UsingArgs]) -> Enqueuer:
-        """Enqueue with other options, or inside your own transaction."""
-        return cls._enqueuer().using(**changes)
+    # Class attributes, not classmethods: typed from the subclass's ``perform`` (see
+    # :class:`_FromPerform`), so ``Resize.enqueue(...)`` is checked like a ``@job`` call.
+    enqueue: ClassVar[_Enqueue] = _Enqueue()
+    enqueue_in: ClassVar[_EnqueueIn] = _EnqueueIn()
+    enqueue_at: ClassVar[_EnqueueAt] = _EnqueueAt()
+    call: ClassVar[_Call] = _Call()
+    using: ClassVar[_Using] = _Using()

@@ -7,6 +7,7 @@ enqueued; tests and multi-database apps create their own. Nothing connects at im
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -127,6 +128,20 @@ def get_default_queue() -> JobQueue:
             if _default is None:
                 _default = JobQueue()
     return _default
+
+
+_by_engine: weakref.WeakKeyDictionary[Engine, JobQueue] = weakref.WeakKeyDictionary()
+
+
+def queue_for_engine(engine: Engine) -> JobQueue:
+    """A :class:`JobQueue` over an engine the app already has (its ``session=`` or
+    ``connection=``), made once per engine: a handle from a transactional enqueue reads the
+    job back from the database it was written to, not from the default queue's."""
+    with _default_lock:
+        found = _by_engine.get(engine)
+        if found is None:
+            found = _by_engine[engine] = JobQueue(engine=engine)
+        return found
 
 
 def set_default_queue(jobqueue: JobQueue | None) -> None:

@@ -7,13 +7,14 @@ says), so the name is the contract between producers and workers. It defaults to
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobqueue.errors import RegistryError, UnknownJobError
+from jobqueue.errors import JobArgumentsError, RegistryError, UnknownJobError
 from jobqueue.options import JobOptions, validate_name
 
 
@@ -30,6 +31,56 @@ class JobDefinition:
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.target)
+
+    @functools.cached_property
+    def signature(self) -> inspect.Signature | None:
+        """What a call's arguments must fit (``perform``'s without ``self``); None where Python
+        cannot tell (some builtins), which then accepts any arguments."""
+        try:
+            signature = inspect.signature(self.target)
+        except (TypeError, ValueError):
+            return None
+        if self.job_class is not None:
+            signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+        return signature
+
+    @functools.cached_property
+    def _positional_counts(self) -> tuple[int, int] | None:
+        """(fewest, most) positional arguments a call without keywords may pass, where that
+        alone decides whether it fits (no ``*args``, no required keyword-only parameter)."""
+        signature = self.signature
+        if signature is None:
+            return None
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        fewest = most = 0
+        for parameter in signature.parameters.values():
+            if parameter.kind in positional:
+                most += 1
+                fewest += parameter.default is inspect.Parameter.empty
+            elif parameter.kind is inspect.Parameter.VAR_POSITIONAL or (
+                parameter.kind is inspect.Parameter.KEYWORD_ONLY
+                and parameter.default is inspect.Parameter.empty
+            ):
+                return None
+        return fewest, most
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise :class:`JobArgumentsError` if ``args``/``kwargs`` cannot be bound to the job.
+
+        A call with positional arguments only is checked by counting them (this runs on every
+        enqueue, bulk ones included); anything else goes through ``Signature.bind``."""
+        counts = self._positional_counts
+        if counts is not None and not kwargs and counts[0] <= len(args) <= counts[1]:
+            return
+        signature = self.signature
+        if signature is None:
+            return
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise JobArgumentsError(
+                f"the arguments do not fit the job {self.name!r}{signature}: {error}"
+            ) from None
 
     def callable_for_run(self) -> Callable[..., Any]:
         """What a worker calls: the function, or ``perform`` bound to a fresh instance."""

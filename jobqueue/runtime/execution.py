@@ -18,7 +18,7 @@ import structlog
 
 from jobqueue.context import JobTimeoutError, global_hooks, job_context
 from jobqueue.error_record import ErrorRecord
-from jobqueue.errors import UnknownJobError
+from jobqueue.errors import JobArgumentsError, UnknownJobError
 from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob, backoff_delay
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
@@ -68,6 +68,20 @@ def resolve(job: ClaimedJob) -> tuple[JobDefinition, list[Any], dict[str, Any]]:
     return definition, args, kwargs
 
 
+def invoke(
+    definition: JobDefinition, target: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+) -> Any:
+    """Call the job; a ``TypeError`` because the arguments do not fit its signature (the
+    producer had no code to check them, or the code changed since) becomes
+    :class:`JobArgumentsError`, which fails the job at once: no retry can fix the arguments.
+    Checked only after a ``TypeError``, so a job that runs pays nothing for it."""
+    try:
+        return target(*args, **kwargs)
+    except TypeError:
+        definition.check_arguments(args, kwargs)  # raises if the call itself did not fit
+        raise
+
+
 def run_sync(job: ClaimedJob) -> Outcome:
     """Run a job to completion in this thread (async jobs on a private event loop)."""
     with job_context(job):
@@ -75,9 +89,10 @@ def run_sync(job: ClaimedJob) -> Outcome:
             definition, args, kwargs = resolve(job)
             target = definition.callable_for_run()
             if definition.is_async:
-                asyncio.run(_with_timeout(target(*args, **kwargs), definition.options.timeout))
+                coroutine = invoke(definition, target, args, kwargs)
+                asyncio.run(_with_timeout(coroutine, definition.options.timeout))
             else:
-                target(*args, **kwargs)
+                invoke(definition, target, args, kwargs)
         except BaseException as error:
             return decide_safely(job, error)
         return SUCCESS
@@ -89,7 +104,8 @@ async def run_async(job: ClaimedJob) -> Outcome:
         try:
             definition, args, kwargs = resolve(job)
             target = definition.callable_for_run()
-            await _with_timeout(target(*args, **kwargs), definition.options.timeout)
+            coroutine = invoke(definition, target, args, kwargs)
+            await _with_timeout(coroutine, definition.options.timeout)
         except asyncio.CancelledError as error:
             return decide_safely(job, JobTimeoutError(f"cancelled: {error}"))
         except BaseException as error:
@@ -119,7 +135,7 @@ def decide(job: ClaimedJob, error: BaseException, now: datetime | None = None) -
         # to an hour, and never uses up its attempts for it.
         delay = min(backoff_delay(job.attempts, None), MAX_SNOOZE_SECONDS)
         return Outcome(SNOOZED, text, now + timedelta(seconds=delay), None)
-    if isinstance(error, FailJob):
+    if isinstance(error, FailJob | JobArgumentsError):
         return Outcome(FAILED, text, None, error)
     if isinstance(error, JobCancelled):
         return Outcome(CANCELLED, text, None, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -197,6 +198,40 @@ def test_transactional_enqueue_with_the_callers_own_engine(jq: JobQueue) -> None
         assert jq.get_job(handle.id) is not None
     finally:
         engine.dispose()
+
+
+def test_a_transactional_enqueues_handle_reads_from_the_callers_database(
+    jq: JobQueue, tmp_path: Path
+) -> None:
+    """The default queue points elsewhere (here: a SQLite file that does not exist); a job
+    written through the caller's session is read back through the caller's engine, and a
+    handle whose database has no schema says to run the migrations."""
+    from sqlalchemy import create_engine
+
+    import jobqueue
+    from jobqueue.queue import get_default_queue, set_default_queue
+
+    engine = create_engine(jq.engine.url)
+    if engine.dialect.name == "sqlite":
+        jobqueue.configure_sqlite(engine)
+    previous = get_default_queue()
+    set_default_queue(JobQueue(f"sqlite:///{tmp_path}/elsewhere.db"))
+    try:
+        with Session(engine) as session:
+            handle = send_welcome.using(session=session).enqueue(8)
+            session.commit()
+        assert handle.jobqueue is not None and handle.jobqueue.engine is engine
+        row = handle.fetch()
+        assert row is not None and row.args == [8]
+        assert not (tmp_path / "elsewhere.db").exists()
+    finally:
+        set_default_queue(previous)
+        engine.dispose()
+    empty = tmp_path / "empty.db"
+    create_engine(f"sqlite:///{empty}").connect().close()
+    stray = replace(handle, jobqueue=JobQueue(f"sqlite:///{empty}"))
+    with pytest.raises(SchemaError, match="jobrunner migrate"):
+        stray.fetch()
 
 
 def test_unreachable_database_names_the_url_with_the_password_masked(backend: TestDatabase) -> None:

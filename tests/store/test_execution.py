@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobqueue import FailJob, Job, JobCall, JobQueue, RetryJob, current_job, job, on_failure
+from jobqueue import (
+    FailJob,
+    Job,
+    JobArgumentsError,
+    JobCall,
+    JobQueue,
+    RetryJob,
+    current_job,
+    job,
+    on_failure,
+)
 from jobqueue.context import _global_failure_hooks
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.testing import drain, inline
@@ -47,6 +57,16 @@ def key_probe() -> None:
 @job(name="exec.record")
 def record(value: object) -> None:
     calls.append(value)
+
+
+@job(name="exec.type_error_inside", backoff=0)
+def type_error_inside() -> None:
+    len(5)  # type: ignore[arg-type]
+
+
+class ClassProbe(Job, name="exec.class_probe"):
+    def perform(self, value: int) -> None:
+        pass
 
 
 @job(name="exec.boom", max_attempts=3, backoff=0)
@@ -114,10 +134,42 @@ def test_an_unknown_job_name_waits_for_a_worker_that_knows_it_without_using_atte
     assert row.scheduled_for > datetime.now(UTC)  # later, backing off up to an hour
 
 
-def test_arguments_that_do_not_fit_the_signature_fail_clearly(jq: JobQueue) -> None:
-    handle = record.enqueue(1, 2, 3)  # type: ignore[call-arg]
-    assert drain(jq) == {PENDING: 1}
-    assert "positional argument" in last_error(jq, handle.id)["message"]
+def test_arguments_that_do_not_fit_the_signature_are_refused_at_enqueue(jq: JobQueue) -> None:
+    """Where the job's code is imported, a call that could only fail is refused before
+    anything is written, by every enqueue path (a TypeError, as calling the function would)."""
+    attempts = [
+        lambda: record.enqueue(1, 2, 3),  # type: ignore[call-arg]
+        lambda: record.enqueue(),  # type: ignore[call-arg]
+        lambda: record.enqueue(1, nope=2),  # type: ignore[call-arg]
+        lambda: record.using(queue="other").enqueue(1, 2),  # type: ignore[call-arg]
+        lambda: record.enqueue_in(timedelta(seconds=1)),  # type: ignore[call-arg]
+        lambda: jq.enqueue_many([record.call(1), JobCall("exec.record", args=(1, 2))]),
+        lambda: ClassProbe.enqueue(),  # type: ignore[call-arg]
+    ]
+    for attempt in attempts:
+        with pytest.raises(JobArgumentsError, match="do not fit the job") as caught:
+            attempt()
+        assert isinstance(caught.value, TypeError)
+    assert jq.count_jobs() == 0
+    assert "exec.record" in str(caught.value) or "exec.class_probe" in str(caught.value)
+
+
+def test_arguments_that_no_longer_fit_fail_at_once_without_retrying(jq: JobQueue) -> None:
+    """The row's arguments do not fit the code the worker has (the producer had no code to
+    check them against, or the job's signature changed since): no retry can fix that, so the
+    attempt fails for good, with an error that says why. A TypeError raised inside a job
+    that was called correctly is still an ordinary, retried failure."""
+    handle = record.enqueue(1)
+    with jq.transaction() as connection:
+        connection.execute(
+            jq_table().update().where(jq_table().c.id == handle.id).values(args='{"args":[1,2]}')
+        )
+    inner = type_error_inside.enqueue()
+    assert drain(jq, max_jobs=2) == {FAILED: 1, PENDING: 1}
+    error = last_error(jq, handle.id)
+    assert error["type"] == "jobqueue.errors.JobArgumentsError"
+    assert "positional argument" in error["message"]
+    assert jq.get_job(inner.id).status == PENDING  # type: ignore[union-attr]
 
 
 def test_undecodable_row_fails_the_attempt(jq: JobQueue) -> None:

@@ -1,5 +1,6 @@
 import asyncio
 import importlib
+import inspect
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -163,6 +164,15 @@ def test_async_functions_are_recognised() -> None:
 
     assert registry.get("tests.async").is_async
     assert asyncio.run(coro(3)) == 3
+    # What frameworks ask before awaiting a callable (FastAPI, pytest plugins, asyncio).
+    assert inspect.iscoroutinefunction(coro) and asyncio.iscoroutinefunction(coro)
+    assert inspect.signature(coro) == inspect.signature(coro.__wrapped__)
+
+    @job(name="tests.sync")
+    def plain(x: int) -> int:
+        return x
+
+    assert not inspect.iscoroutinefunction(plain)
 
 
 def test_class_jobs_register_and_run_on_a_fresh_instance() -> None:
@@ -189,6 +199,12 @@ def test_class_job_subclass_inherits_options_not_name() -> None:
     assert Daily.definition.options.max_attempts == 2
     with pytest.raises(RegistryError, match="abstract"):
         Base.call()
+    with pytest.raises(RegistryError, match="abstract"):
+        Base.using(queue="x")
+    # Looking the methods up (help(), docs tools, hasattr) never raises; calling them does.
+    assert all(hasattr(cls, "enqueue") for cls in (Job, Base, Daily))
+    with pytest.raises(TypeError, match="expected a @job function, a Job subclass"):
+        Job.enqueue()
 
 
 def test_class_job_without_perform_is_refused() -> None:
