@@ -19,7 +19,6 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
-    literal_column,
     select,
     update,
 )
@@ -34,6 +33,7 @@ from jobqueue.schema import (
     job_queue_pauses,
 )
 from jobqueue.store.dialect import is_mysql
+from jobqueue.store.due import DUE_ORDER, due_condition
 
 
 @dataclass(frozen=True)
@@ -143,15 +143,9 @@ def _claim_statements(dialect: str, by_queue: bool, skip_paused: bool) -> tuple[
     # A process that was declared dead (its row deleted) claims nothing, even before its next
     # heartbeat tells it so.
     registered = exists().where(job_processes.c.id == _P_PROCESS)
-    scheduled_for: Any = job_queue.c.scheduled_for
-    if dialect == "sqlite":
-        # SQLite's planner (no statistics) would rather range-scan (status, scheduled_for)
-        # and sort every due row on each claim; "+column" rules that index out, leaving the
-        # one that yields rows already in ORDER BY order, so a claim reads only LIMIT rows.
-        scheduled_for = literal_column("+job_queue.scheduled_for", UTCDateTime())
-    due = select(job_queue.c.id).where(
-        job_queue.c.status == PENDING, scheduled_for <= _P_NOW, registered
-    )
+    # The due predicate and order are :mod:`jobqueue.store.due`'s, shared with the read-only
+    # JobQueue.due_jobs(), so what it lists is exactly what a claim would take.
+    due = select(job_queue.c.id).where(*due_condition(dialect, _P_NOW), registered)
     if by_queue:
         due = due.where(job_queue.c.queue == _P_QUEUE)
     if skip_paused:
@@ -159,7 +153,7 @@ def _claim_statements(dialect: str, by_queue: bool, skip_paused: bool) -> tuple[
         # pauses table made PostgreSQL expect almost no rows and sort every due job on each
         # claim (5x slower with a million finished rows) instead of walking the claim index.
         due = due.where(job_queue.c.queue.not_in(_P_PAUSED))
-    due = due.order_by(job_queue.c.priority, job_queue.c.scheduled_for, job_queue.c.id)
+    due = due.order_by(*DUE_ORDER)
     due = due.limit(_P_LIMIT)
     if is_mysql(dialect):
         # MySQL has no UPDATE ... RETURNING and no LIMIT inside IN (subquery).
