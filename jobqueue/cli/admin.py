@@ -203,10 +203,12 @@ def _print_stats(windows: dict[str, Stats]) -> None:
 def cmd_recurring(args: argparse.Namespace) -> int:
     from jobqueue.apps import import_apps
     from jobqueue.config import find_project_settings
+    from jobqueue.log import settle_logging
     from jobqueue.recurring import tasks_from_registry, tasks_from_settings
 
     project = find_project_settings().values
     import_apps(list(args.app) or list(project.get("apps", [])))
+    settle_logging()
     tasks = tasks_from_registry() + tasks_from_settings(project)
     now = datetime.now(UTC)
     next_runs = {task.key: task.next_occurrence(now) for task in tasks}

@@ -91,10 +91,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         ) from None
     from jobqueue.apps import import_apps
     from jobqueue.config import find_project_settings
+    from jobqueue.log import settle_logging
     from jobqueue.queue import JobQueue
 
     check_binding(args.host, args.token, args.insecure)
     import_apps(list(args.app) or list(find_project_settings().values.get("apps", [])))
+    settle_logging()
     queue = JobQueue(args.database_url)
     queue.verify_schema()
     allowed_hosts = [args.host, *args.allowed_host]

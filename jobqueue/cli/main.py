@@ -142,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet = (
             "WARNING" if args.command not in ("work", "migrate", "downgrade", "dashboard") else None
         )
+        # Provisional: the commands that import apps then keep a configuration the apps made
+        # (jobqueue.log.settle_logging).
         configure_logging(args.log_level or os.environ.get(ENV_LOG_LEVEL) or quiet)
         code: int = args.handler(args)
         return code

@@ -23,6 +23,7 @@ from jobqueue.apps import import_apps
 from jobqueue.cli.common import parse_duration
 from jobqueue.config import find_project_settings, resolve_database_url
 from jobqueue.errors import ConfigurationError
+from jobqueue.log import settle_logging
 from jobqueue.recurring import tasks_from_settings
 from jobqueue.registry import registry
 from jobqueue.runtime.supervisor import Supervisor, SupervisorSettings
@@ -225,6 +226,9 @@ def cmd_work(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     # Import the apps here too, so a typo fails now with one clear line, not in every child.
     import_apps(settings.groups[0][0].apps)
+    # The apps may have configured logging (the host's structlog or stdlib): keep theirs, or
+    # make jobqueue's provisional one final. Forked workers inherit what is decided here.
+    settle_logging()
     if not registry.names() and not args.allow_no_jobs:
         # Such a worker claims every due job only to fail it as unknown, attempt after attempt.
         raise ConfigurationError(

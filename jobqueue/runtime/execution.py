@@ -186,7 +186,10 @@ def run_hooks(job: ClaimedJob, outcome: Outcome) -> None:
             hook(job, outcome.exception)
         except Exception as error:
             log.error(
-                "hook_failed", hook=getattr(hook, "__qualname__", repr(hook)), error=repr(error)
+                "hook_failed",
+                hook=getattr(hook, "__qualname__", repr(hook)),
+                error=repr(error),
+                exc_info=error,
             )
 
 

@@ -173,7 +173,8 @@ def _log_failure(record: Record) -> None:
     outcome = record.outcome
     error = outcome.exception
     summary = _summary(error) if error is not None else outcome.error
-    fields = record.job.log_fields
+    # The traceback, as exc_info: rendered by jobqueue's output, or by the host's logging.
+    fields = {**record.job.log_fields, **({"exc_info": error} if error is not None else {})}
     if outcome.status == PENDING:
         assert outcome.retry_at is not None
         log.info(

@@ -95,8 +95,12 @@ def _forked_child(settings: WorkerSettings) -> None:
     run_worker_process(settings)
 
 
-def run_worker_process(settings: WorkerSettings) -> None:
+def run_worker_process(settings: WorkerSettings, *, fresh: bool = False) -> None:
     """Entry point of a worker process: import the apps, run, and exit hard.
+
+    A forked worker keeps the logging its supervisor settled (the host's, or jobqueue's). A
+    fresh interpreter makes the same decision the supervisor did: jobqueue's output until the
+    apps are imported, then whatever configuration they made, or else jobqueue's.
 
     ``os._exit`` because job threads still running a job (released at shutdown) would
     otherwise hold the interpreter open, and a forked child must never return into the
@@ -105,13 +109,16 @@ def run_worker_process(settings: WorkerSettings) -> None:
     code = EXIT_STARTUP_FAILED
     try:
         from jobqueue.apps import import_apps
-        from jobqueue.log import configure_logging
+        from jobqueue.log import configure_logging, settle_logging
 
-        configure_logging(settings.log_level)
+        if fresh:
+            configure_logging(settings.log_level)
         import_apps(settings.apps)
+        if fresh:
+            settle_logging()
         code = Worker(settings).run()
     except BaseException as error:
-        log.error("process_crashed", error=repr(error))
+        log.error("process_crashed", error=repr(error), exc_info=error)
         code = 1
     finally:
         with contextlib.suppress(BaseException):
@@ -121,4 +128,4 @@ def run_worker_process(settings: WorkerSettings) -> None:
 
 
 if __name__ == "__main__":
-    run_worker_process(WorkerSettings.from_json(sys.stdin.read()))
+    run_worker_process(WorkerSettings.from_json(sys.stdin.read()), fresh=True)
