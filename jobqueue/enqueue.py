@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from ulid import ULID
 
+from jobqueue import tracing
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.database import Database
 from jobqueue.db import autocommit_options, mask_url
@@ -55,7 +56,29 @@ def enqueue_calls(
     if isinstance(calls, JobCall):
         raise TypeError("enqueue_many() takes a list of JobCall, not a single JobCall")
     calls = list(calls)
+    for call in calls:
+        if not isinstance(call, JobCall):
+            raise TypeError(f"enqueue_many() takes JobCall items (my_job.call(...)), not {call!r}")
+    if not tracing.recording():
+        return _write(database, calls, max_payload_bytes, connection, session, None)
+    with tracing.sending([call.queue for call in calls]) as (span, trace_context):
+        handles = _write(database, calls, max_payload_bytes, connection, session, trace_context)
+        tracing.sent(span, [handle.id for handle in handles])
+        return handles
+
+
+def _write(
+    database: Database,
+    calls: list[JobCall],
+    max_payload_bytes: int,
+    connection: Connection | None,
+    session: Session | None,
+    trace_context: str | None,
+) -> list[EnqueuedJob]:
     rows, handles = _rows(database, calls, max_payload_bytes)
+    if trace_context is not None:
+        for row in rows:
+            row["trace_context"] = trace_context
     limits = [call.concurrency_limit for call in calls]
     if inline_mode.get():
         run_inline(rows)
@@ -86,8 +109,6 @@ def _rows(
     rows: list[dict[str, Any]] = []
     handles: list[EnqueuedJob] = []
     for call in calls:
-        if not isinstance(call, JobCall):
-            raise TypeError(f"enqueue_many() takes JobCall items (my_job.call(...)), not {call!r}")
         job_id = str(ULID())
         scheduled_for = call.scheduled_for or now
         unique_key = call.unique_key
@@ -105,6 +126,7 @@ def _rows(
                 "max_attempts": call.max_attempts,
                 "created_at": now,
                 "concurrency_key": call.concurrency_key,
+                "trace_context": None,  # set by the caller when a trace is being recorded
                 "unique_key": (
                     hashlib.sha256(unique_key.encode()).hexdigest()
                     if unique_key is not None

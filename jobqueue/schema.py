@@ -41,7 +41,7 @@ STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {
@@ -149,6 +149,8 @@ job_queue = Table(
     Column("unique_key", String(64), nullable=True),
     Column("concurrency_key", String(255), nullable=True),
     Column("result", LongText, nullable=True),
+    # The enqueuing code's OpenTelemetry context (W3C traceparent as JSON), or NULL.
+    Column("trace_context", String(512), nullable=True),
     CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in STATUSES)), name="status"),
     CheckConstraint("priority BETWEEN -1000000 AND 1000000", name="priority"),
     # Claim from named queues: equality on queue and status, then the ORDER BY columns.

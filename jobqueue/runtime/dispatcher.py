@@ -46,7 +46,7 @@ class Dispatcher:
         current = self.in_flight.add(job)
         log.debug("job_claimed", **job.log_fields)
         if definition is not None and definition.is_async:
-            if not self._start_recorded_if_needed(current):
+            if job.must_record_start and not self._record_start(current):
                 return
             current.begin(None)  # asyncio.timeout inside the job enforces its timeout
             future = asyncio.run_coroutine_threadsafe(execution.run_async(job), self._event_loop())
@@ -69,7 +69,7 @@ class Dispatcher:
     def _run_in_thread(self, current: Execution, timeout: float | None) -> None:
         if not current.begin(timeout):
             return  # released at shutdown before it started
-        if not self._start_recorded_if_needed(current):
+        if current.job.must_record_start and not self._record_start(current):
             return
         log.debug("job_started", **current.job.log_fields)
         try:
@@ -78,13 +78,11 @@ class Dispatcher:
             outcome = execution.decide_safely(current.job, error)
         self._finish(current, outcome)
 
-    def _start_recorded_if_needed(self, current: Execution) -> bool:
+    def _record_start(self, current: Execution) -> bool:
         """Write the start of an attempt that must have it written before its body runs (see
         :attr:`ClaimedJob.must_record_start`); False, with the attempt handed back uncounted,
         when that could not be done."""
         job = current.job
-        if not job.must_record_start:
-            return True
         try:
             with self.database.transaction() as connection:
                 recorded = attempts.mark_started(

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from jobqueue import tracing
 from jobqueue.context import JobTimeoutError, global_hooks, job_context
 from jobqueue.error_record import ErrorRecord
 from jobqueue.errors import JobArgumentsError, UnknownJobError
@@ -83,7 +84,40 @@ def invoke(
 
 
 def run_sync(job: ClaimedJob) -> Outcome:
-    """Run a job to completion in this thread (async jobs on a private event loop)."""
+    """Run a job to completion in this thread (async jobs on a private event loop), in its
+    trace span when OpenTelemetry is installed."""
+    if not tracing.recording():
+        return _run_sync(job)
+    with tracing.processing(**_span_fields(job)) as span:
+        return _traced(span, _run_sync(job))
+
+
+async def run_async(job: ClaimedJob) -> Outcome:
+    """Run an ``async def`` job on the current event loop, with its timeout, in its trace
+    span when OpenTelemetry is installed."""
+    if not tracing.recording():
+        return await _run_async(job)
+    with tracing.processing(**_span_fields(job)) as span:
+        return _traced(span, await _run_async(job))
+
+
+def _span_fields(job: ClaimedJob) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "name": job.name,
+        "queue": job.queue,
+        "attempt": job.attempts,
+        "trace_context": job.trace_context,
+    }
+
+
+def _traced(span: Any, outcome: Outcome) -> Outcome:
+    if not outcome.succeeded:
+        tracing.failed(span, outcome.exception, outcome.status)
+    return outcome
+
+
+def _run_sync(job: ClaimedJob) -> Outcome:
     with job_context(job):
         try:
             definition, args, kwargs = resolve(job)
@@ -98,8 +132,7 @@ def run_sync(job: ClaimedJob) -> Outcome:
         return SUCCESS
 
 
-async def run_async(job: ClaimedJob) -> Outcome:
-    """Run an ``async def`` job on the current event loop, with its timeout."""
+async def _run_async(job: ClaimedJob) -> Outcome:
     with job_context(job):
         try:
             definition, args, kwargs = resolve(job)

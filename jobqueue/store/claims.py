@@ -53,6 +53,8 @@ class ClaimedJob:
     concurrency_key: str | None = None
     #: The attempt whose start the database has recorded (see :attr:`started`).
     started_attempt: int | None = None
+    #: The enqueuing code's trace context, for the attempt's span (see jobqueue.tracing).
+    trace_context: str | None = None
 
     @property
     def fence(self) -> tuple[str, int]:
@@ -118,6 +120,7 @@ CLAIM_COLUMNS = (
     job_queue.c.claimed_by,
     job_queue.c.concurrency_key,
     job_queue.c.started_attempt,
+    job_queue.c.trace_context,
 )
 
 

@@ -49,6 +49,8 @@ class JobRecord:
     result: str | None
     #: The attempt whose start the worker recorded (rescues count only attempts that started).
     started_attempt: int | None = None
+    #: The enqueuing code's trace context (OpenTelemetry), continued by each attempt.
+    trace_context: str | None = None
 
     @property
     def args(self) -> list[Any]:
@@ -117,6 +119,7 @@ ENQUEUE_COLUMNS = (
     "created_at",
     "concurrency_key",
     "unique_key",
+    "trace_context",
 )
 
 
