@@ -13,10 +13,13 @@ from jobqueue import JobQueue, migrations
 from jobqueue.db import create_engine
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+SERVED = {"fastapi_app", "flask_app"}  # web apps: they serve until stopped
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.stem for path in EXAMPLES])
 def test_example_runs_and_enqueues(example: Path, tmp_path: Path) -> None:
+    if example.stem in SERVED:
+        pytest.skip("a web app: tests/test_integrations.py runs it over HTTP")
     url = f"sqlite:///{tmp_path / 'jobqueue.db'}"
     engine = create_engine(url)
     migrations.upgrade(engine)
