@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from jobqueue.database import Database
 from jobqueue.errors import NaiveDatetimeError, RegistryError
@@ -28,6 +28,13 @@ from jobqueue.options import (
 from jobqueue.registry import JobDefinition, registry
 from jobqueue.serialization import canonical_digest
 from jobqueue.store.jobs import JobRecord, fetch_job
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, scoped_session
+
+    #: An ORM session to enqueue in: a ``Session``, or a ``scoped_session`` (Flask-SQLAlchemy's
+    #: ``db.session``).
+    AnySession: TypeAlias = Session | scoped_session[Any]
 
 
 def check_arguments(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
@@ -116,7 +123,10 @@ class EnqueuedJob:
     def fetch(self) -> JobRecord | None:
         """Read the job's current row (``None`` once it was pruned or rolled back)."""
         if self.jobqueue is None:
-            raise ValueError(f"job {self.id} has no database to read it from")
+            raise ValueError(
+                f"job {self.id} has no database to read it from (it was enqueued through an "
+                "async session): read it with JobQueue(<a sync URL>).get_job(its id)"
+            )
         self.jobqueue.verify_schema()  # a missing schema says "run jobrunner migrate"
         with self.jobqueue.transaction(read_only=True) as connection:
             return fetch_job(connection, self.id)

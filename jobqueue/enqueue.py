@@ -32,7 +32,7 @@ from jobqueue.serialization import decode_arguments, encode_arguments
 from jobqueue.store import jobs as store
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from jobqueue.calls import AnySession
 
 #: Set by :func:`jobqueue.testing.inline`: enqueue runs the job at once, in-process.
 inline_mode: ContextVar[bool] = ContextVar("jobqueue_inline", default=False)
@@ -44,7 +44,7 @@ def enqueue_calls(
     *,
     max_payload_bytes: int,
     connection: Connection | None = None,
-    session: Session | None = None,
+    session: AnySession | None = None,
 ) -> list[EnqueuedJob]:
     """Write every call in one transaction: all of them, or (on error) none.
 
@@ -72,7 +72,7 @@ def _write(
     calls: list[JobCall],
     max_payload_bytes: int,
     connection: Connection | None,
-    session: Session | None,
+    session: AnySession | None,
     trace_context: str | None,
 ) -> list[EnqueuedJob]:
     rows, handles = _rows(database, calls, max_payload_bytes)

@@ -18,7 +18,7 @@ from jobqueue.options import JobOptions
 from jobqueue.queue import JobQueue, get_default_queue, queue_for_engine
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from jobqueue.calls import AnySession
 
 P = ParamSpec("P")
 
@@ -36,7 +36,7 @@ class UsingArgs(TypedDict, total=False):
     max_attempts: int | None
     jobqueue: JobQueue | None
     connection: Connection | None
-    session: Session | None
+    session: AnySession | None
     unique_key: str | None
 
 
@@ -57,7 +57,7 @@ class Enqueuer(Generic[P]):
         *,
         jobqueue: JobQueue | None = None,
         connection: Connection | None = None,
-        session: Session | None = None,
+        session: AnySession | None = None,
         unique_key: str | None = None,
     ) -> None:
         """``options`` are taken as they are (validated already): this runs on every enqueue."""
@@ -116,7 +116,9 @@ class Enqueuer(Generic[P]):
         )
         if self._jobqueue is None and (self._connection or self._session) is not None:
             # Written through the caller's transaction: the handles read from its database.
-            bound = queue_for_engine(_engine_of(self._connection, self._session))
+            engine = _engine_of(self._connection, self._session)
+            # An async engine (AsyncSession.run_sync) cannot serve fetch()'s blocking reads.
+            bound = None if engine.dialect.is_async else queue_for_engine(engine)
             handles = [replace(handle, jobqueue=bound) for handle in handles]
         return handles
 
@@ -129,7 +131,7 @@ class Enqueuer(Generic[P]):
         return self.enqueue_many([call])[0]
 
 
-def _engine_of(connection: Connection | None, session: Session | None) -> Engine:
+def _engine_of(connection: Connection | None, session: AnySession | None) -> Engine:
     if connection is not None:
         return connection.engine
     assert session is not None

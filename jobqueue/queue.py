@@ -26,7 +26,7 @@ from jobqueue.store.due import DueJob
 from jobqueue.store.jobs import JobRecord
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from jobqueue.calls import AnySession
 
 
 class JobQueue(Database):
@@ -72,7 +72,7 @@ class JobQueue(Database):
         calls: Sequence[JobCall],
         *,
         connection: Connection | None = None,
-        session: Session | None = None,
+        session: AnySession | None = None,
     ) -> list[EnqueuedJob]:
         """Write every call in one transaction: all of them, or (on error) none.
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from jobqueue import JobQueue, migrations
+from jobqueue import EnqueuedJob, JobQueue, migrations
 from jobqueue.db import create_engine
 
 from workers import FAST
@@ -104,7 +104,6 @@ def assert_committed_request_ran_and_declined_left_nothing(
 
 @pytest.fixture
 def fastapi_example(jq: JobQueue, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    pytest.importorskip("fastapi")
     example = load_example("fastapi_app", jq.database_url, monkeypatch)
     try:
         yield example
@@ -116,7 +115,6 @@ def fastapi_example(jq: JobQueue, monkeypatch: pytest.MonkeyPatch) -> Iterator[M
 
 @pytest.fixture
 def flask_example(jq: JobQueue, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    pytest.importorskip("flask_sqlalchemy")
     example = load_example("flask_app", jq.database_url, monkeypatch)
     created = example.app.test_cli_runner().invoke(args=["init-db"])
     assert created.exit_code == 0, created.output
@@ -154,8 +152,6 @@ def test_flask_signup_commits_with_its_job_and_a_declined_one_leaves_neither(
 def uvicorn_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """`uvicorn examples.fastapi_app:app` on a loopback socket bound here and handed over with
     ``--fd`` (no free-port race); yields its base URL and the database URL, stops it after."""
-    pytest.importorskip("fastapi")
-    pytest.importorskip("uvicorn")
     database_url = f"sqlite:///{tmp_path / 'app.db'}"
     engine = create_engine(database_url)
     migrations.upgrade(engine)
@@ -227,9 +223,13 @@ def test_an_async_session_enqueues_through_run_sync_in_its_transaction(jq: JobQu
     @job(name="tests.integrations.async_welcome")
     def welcome(email: str) -> None: ...
 
+    handles: list[EnqueuedJob] = []
+
     async def signup(session: AsyncSession, email: str, *, fail: bool) -> None:
         async with session.begin():
-            await session.run_sync(lambda sync: welcome.using(session=sync).enqueue(email))
+            handles.append(
+                await session.run_sync(lambda sync: welcome.using(session=sync).enqueue(email))
+            )
             if fail:
                 raise RuntimeError("declined")
 
@@ -245,3 +245,7 @@ def test_an_async_session_enqueues_through_run_sync_in_its_transaction(jq: JobQu
 
     asyncio.run(scenario())
     assert [row.args for row in jq.admin.list_jobs()] == [["ada@example.com"]]
+    # The async engine cannot serve fetch()'s blocking read: a clear error, not MissingGreenlet.
+    with pytest.raises(ValueError, match="async session"):
+        handles[0].fetch()
+    assert jq.get_job(handles[0].id) is not None

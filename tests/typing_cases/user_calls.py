@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from jobqueue import EnqueuedJob, Job, JobCall, JobQueue, JobRecord, by_name, job
 
@@ -53,6 +53,11 @@ def right(jq: JobQueue, session: Session) -> None:
     by_name("billing.charge").enqueue(1, "anything", goes=True)
     coroutine_function: bool = inspect.iscoroutinefunction(notify)
     print(job_id, row, coroutine_function)
+
+
+def right_scoped(scoped: scoped_session[Session]) -> None:
+    """Flask-SQLAlchemy's db.session is a scoped_session."""
+    send_email.using(session=scoped).enqueue("a@example.com", "hi")
 
 
 async def right_async() -> None:
