@@ -19,10 +19,7 @@ from typing import Any
 import logging_jobs
 import pytest
 
-pytestmark = [
-    pytest.mark.parametrize("backend", ["sqlite"], indirect=True),
-    pytest.mark.parametrize("started", ["forked", "fresh"]),
-]
+pytestmark = pytest.mark.parametrize("started", ["forked", "fresh"])
 
 STRUCTLOG_HOST = """
 import json, logging, structlog
