@@ -8,13 +8,21 @@ enqueue path goes through it, so single and bulk enqueue validate alike.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from jobqueue.database import Database
-from jobqueue.errors import NaiveDatetimeError, RegistryError
+from jobqueue.errors import (
+    JobCancelledError,
+    JobFailedError,
+    JobNotFoundError,
+    NaiveDatetimeError,
+    RegistryError,
+)
 from jobqueue.options import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
@@ -26,7 +34,8 @@ from jobqueue.options import (
     validate_queue_name,
 )
 from jobqueue.registry import JobDefinition, registry
-from jobqueue.serialization import canonical_digest
+from jobqueue.schema import CANCELLED, FAILED, SUCCEEDED
+from jobqueue.serialization import canonical_digest, decode_value
 from jobqueue.store.jobs import JobRecord, fetch_job
 
 if TYPE_CHECKING:
@@ -130,6 +139,70 @@ class EnqueuedJob:
         self.jobqueue.verify_schema()  # a missing schema says "run jobrunner migrate"
         with self.jobqueue.transaction(read_only=True) as connection:
             return fetch_job(connection, self.id)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job to end and return what it returned (None if it returned None).
+
+        Raises :class:`~jobqueue.errors.JobFailedError` (with the error record) or
+        :class:`~jobqueue.errors.JobCancelledError` if it ended so, ``TimeoutError`` if it has
+        not ended after ``timeout`` seconds, :class:`~jobqueue.errors.JobNotFoundError` if
+        there is no such job. It polls the job's row, from every 20 ms up to every second.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _FIRST_POLL
+        while True:
+            ended, value = self._ended(self.fetch())
+            if ended:
+                return value
+            delay = _next_poll(delay, deadline, self, timeout)
+            time.sleep(delay)
+
+    async def aresult(self, timeout: float | None = None) -> Any:
+        """:meth:`result` for ``async`` code: the reads run in a thread, the waits on the loop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _FIRST_POLL
+        while True:
+            ended, value = self._ended(await asyncio.to_thread(self.fetch))
+            if ended:
+                return value
+            delay = _next_poll(delay, deadline, self, timeout)
+            await asyncio.sleep(delay)
+
+    def _ended(self, record: JobRecord | None) -> tuple[bool, Any]:
+        """(whether the job has ended, its result); raises for failed and cancelled."""
+        if record is None:
+            raise JobNotFoundError(
+                f"job {self.id} does not exist: its transaction rolled back, or it was pruned"
+            )
+        if record.status == SUCCEEDED:
+            return True, decode_value(record.result) if record.result is not None else None
+        if record.status == FAILED:
+            error = record.error
+            what = (
+                (f"{error.type}: {error.message}" if error.message else error.type)
+                if error is not None
+                else "no error recorded"
+            )
+            raise JobFailedError(f"job {self.id} failed: {what}", job_id=self.id, error=error)
+        if record.status == CANCELLED:
+            raise JobCancelledError(f"job {self.id} was cancelled", job_id=self.id)
+        return False, None
+
+
+_FIRST_POLL = 0.02
+_LAST_POLL = 1.0
+
+
+def _next_poll(
+    delay: float, deadline: float | None, job: EnqueuedJob, timeout: float | None
+) -> float:
+    """The next wait of a result poll (growing to a second), or TimeoutError when none is left."""
+    if deadline is None:
+        return min(delay * 1.5, _LAST_POLL)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"job {job.id} has not ended after {timeout:g} s")
+    return min(delay * 1.5, _LAST_POLL, left)
 
 
 def build_call(

@@ -47,3 +47,25 @@ class UnknownJobError(JobQueueError):
 class JobArgumentsError(JobQueueError, TypeError):
     """The arguments do not fit the job's signature: refused at enqueue where the job's code is
     imported, and a job that reaches a worker with them fails at once (a retry cannot help)."""
+
+
+class JobNotFoundError(JobQueueError, LookupError):
+    """No such job: it was never committed (a rolled-back transaction), or it was pruned."""
+
+
+class JobFailedError(JobQueueError):
+    """The job ended ``failed``; ``error`` is its last attempt's error record (type, message,
+    traceback), or None if it recorded none."""
+
+    def __init__(self, message: str, *, job_id: str, error: object | None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.error = error
+
+
+class JobCancelledError(JobQueueError):
+    """The job ended ``cancelled`` (discarded by its own code, or by an operator)."""
+
+    def __init__(self, message: str, *, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id

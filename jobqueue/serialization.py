@@ -148,6 +148,29 @@ def encode_arguments(
     return text
 
 
+def encode_value(
+    value: Any, *, what: str = "the result", max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> str:
+    """Encode one value (a job's result, a step's) as strict JSON text, by the argument rules:
+    :class:`SerializationError` names what JSON cannot hold, :class:`PayloadTooLargeError` a
+    text over ``max_bytes``."""
+    if not _plain(value):
+        _check(value, what)
+    text = _ENCODER.encode(value)
+    size = len(text) if len(text) * 4 <= max_bytes else len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise PayloadTooLargeError(
+            f"{what} is {size:,} bytes of JSON, over the limit of {max_bytes:,} bytes; "
+            "store large data elsewhere and return a reference"
+        )
+    return text
+
+
+def decode_value(text: str) -> Any:
+    """Decode what :func:`encode_value` wrote."""
+    return json.loads(text)
+
+
 def decode_arguments(text: str) -> tuple[list[Any], dict[str, Any]]:
     """Decode ``job_queue.args``; a malformed row raises ``ValueError`` naming what is wrong."""
     try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from jobqueue.cli.common import admin_for, iso, printable, table
 from jobqueue.schema import STATUSES
+from jobqueue.serialization import decode_value
 from jobqueue.store.jobs import JobRecord
 
 
@@ -72,6 +73,7 @@ def _job_dict(job: JobRecord, *, full: bool = False) -> dict[str, Any]:
         except ValueError as error:
             data["args"] = f"<undecodable: {error}> {job.args_json[:200]}"
         data["claimed_by"] = job.claimed_by
+        data["result"] = decode_value(job.result) if job.result is not None else None
         data["last_error"] = asdict(job.error) if job.error else None
     return data
 
@@ -113,7 +115,9 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
     error = data.pop("last_error")
     for key, value in data.items():
         # Arguments as JSON, as they are stored and as the dashboard shows them.
-        shown = json.dumps(value, ensure_ascii=False) if key in ("args", "kwargs") else value
+        shown = (
+            json.dumps(value, ensure_ascii=False) if key in ("args", "kwargs", "result") else value
+        )
         print(f"{key + ':':17}{printable(shown)}")
     if error:
         summary = f"{error['type']}: {error['message']}" if error["type"] else error["message"]

@@ -19,11 +19,16 @@ import structlog
 from jobqueue import tracing
 from jobqueue.context import JobTimeoutError, global_hooks, job_context
 from jobqueue.error_record import ErrorRecord
-from jobqueue.errors import JobArgumentsError, UnknownJobError
+from jobqueue.errors import (
+    JobArgumentsError,
+    PayloadTooLargeError,
+    SerializationError,
+    UnknownJobError,
+)
 from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob, backoff_delay
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
-from jobqueue.serialization import decode_arguments
+from jobqueue.serialization import decode_arguments, encode_value
 from jobqueue.store.claims import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
@@ -42,6 +47,8 @@ class Outcome:
     error: str | None = None
     retry_at: datetime | None = None
     exception: BaseException | None = None
+    #: A succeeded job's return value as JSON text (None when it returned None).
+    result: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -124,12 +131,12 @@ def _run_sync(job: ClaimedJob) -> Outcome:
             target = definition.callable_for_run()
             if definition.is_async:
                 coroutine = invoke(definition, target, args, kwargs)
-                asyncio.run(_with_timeout(coroutine, definition.options.timeout))
+                value = asyncio.run(_with_timeout(coroutine, definition.options.timeout))
             else:
-                invoke(definition, target, args, kwargs)
+                value = invoke(definition, target, args, kwargs)
         except BaseException as error:
             return decide_safely(job, error)
-        return SUCCESS
+        return succeeded(job, value)
 
 
 async def _run_async(job: ClaimedJob) -> Outcome:
@@ -138,11 +145,24 @@ async def _run_async(job: ClaimedJob) -> Outcome:
             definition, args, kwargs = resolve(job)
             target = definition.callable_for_run()
             coroutine = invoke(definition, target, args, kwargs)
-            await _with_timeout(coroutine, definition.options.timeout)
+            value = await _with_timeout(coroutine, definition.options.timeout)
         except asyncio.CancelledError as error:
             return decide_safely(job, JobTimeoutError(f"cancelled: {error}"))
         except BaseException as error:
             return decide_safely(job, error)
+        return succeeded(job, value)
+
+
+def succeeded(job: ClaimedJob, value: Any) -> Outcome:
+    """A success, carrying the job's return value as strict JSON. A value JSON cannot hold
+    does not undo the work the job did: the job still succeeds, without a result, and the
+    log says why (``job_result_not_recorded``)."""
+    if value is None:
+        return SUCCESS
+    try:
+        return Outcome(SUCCEEDED, result=encode_value(value))
+    except (SerializationError, PayloadTooLargeError) as error:
+        log.warning("job_result_not_recorded", **job.log_fields, error=str(error))
         return SUCCESS
 
 

@@ -110,6 +110,10 @@ def write_records(
         )
         for record in successes:
             (report.succeeded if record.job.id in done else report.rejected).append(record)
+        results = [
+            (r.job.id, r.outcome.result) for r in successes if r.outcome.result and r.job.id in done
+        ]
+        attempts.store_results(connection, results)
     if releases:
         handed_back = attempts.release_jobs(
             connection, process_id=process_id, fences=[r.job.fence for r in releases]

@@ -81,6 +81,23 @@ def complete_jobs(
     return set(connection.execute(_COMPLETE_RETURNING, params).scalars())
 
 
+_STORE_RESULT = (
+    update(job_queue)
+    .where(job_queue.c.id == bindparam("job_id", type_=String()))
+    .values(result=bindparam("result_text", type_=job_queue.c.result.type))
+)
+
+
+def store_results(connection: Connection, results: Sequence[tuple[str, str]]) -> None:
+    """Write succeeded jobs' results, ``(id, JSON text)``, in the transaction that completed
+    them (so only jobs whose fenced completion took effect): one executemany, and nothing at
+    all for the jobs that returned None."""
+    if results:
+        connection.execute(
+            _STORE_RESULT, [{"job_id": job_id, "result_text": text} for job_id, text in results]
+        )
+
+
 def record_failure(
     connection: Connection,
     job: ClaimedJob,

@@ -163,3 +163,9 @@ def wait_for_file(path: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} never appeared")
         time.sleep(0.01)
+
+
+@job(name="ledger.compute")
+def compute(n: int) -> dict[str, object]:
+    write_ledger("compute")
+    return {"n": n, "total": sum(range(n))}

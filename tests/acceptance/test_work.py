@@ -99,6 +99,26 @@ def test_an_attempt_after_an_uncounted_one_records_its_start_before_running(
     }
 
 
+def test_result_waits_on_a_real_worker_and_outlives_it(jq, ledger, work) -> None:
+    """handle.result() waits while a real worker runs the job; a failure is raised with its
+    error record; the stored result is still there after the worker is gone."""
+    from jobqueue import JobFailedError, JobQueue
+
+    computed = ledger_jobs.compute.using(jobqueue=jq).enqueue(10)
+    interrupted = ledger_jobs.interrupt.using(jobqueue=jq).enqueue()
+    runner = work("--threads", "2")
+    assert computed.result(timeout=30) == {"n": 10, "total": 45}
+    with pytest.raises(JobFailedError) as caught:
+        interrupted.result(timeout=30)
+    assert caught.value.error is not None
+    assert caught.value.error.type == "builtins.KeyboardInterrupt"
+    runner.signal_group(signal.SIGKILL)
+    runner.process.wait(10)
+    with JobQueue(jq.database_url) as fresh:  # another process's view, after the worker died
+        row = fresh.get_job(computed.id)
+        assert row is not None and row.result == '{"n":10,"total":45}'
+
+
 def test_sigterm_releases_a_job_that_outlives_the_shutdown_timeout(jq, ledger, work) -> None:
     running = ledger_jobs.sleep.using(jobqueue=jq).enqueue(60)
     prefetched = ledger_jobs.sleep.using(jobqueue=jq).enqueue(60)

@@ -120,6 +120,20 @@ def test_job_detail_shows_arguments_attempts_and_traceback(
     assert client.get("/jobs/01ZZZZZZZZZZZZZZZZZZZZZZZZ").status_code == 404
 
 
+def test_job_detail_shows_the_result_escaped(jq: JobQueue, client: TestClient) -> None:
+    @job(name="dash.returns")
+    def returns(text: str) -> dict[str, str]:
+        return {"html": text}
+
+    handle = returns.using(jobqueue=jq).enqueue("<b>bold</b>")
+    drain(jq)
+    page = client.get(f"/jobs/{handle.id}")
+    assert page.status_code == 200
+    assert "<b>bold</b>" not in page.text
+    result = re.search(r'<pre id="result">(.*?)</pre>', page.text, re.S)
+    assert result is not None and html.unescape(result.group(1)) == '{"html":"<b>bold</b>"}'
+
+
 def test_arguments_and_errors_are_escaped(jq: JobQueue, client: TestClient) -> None:
     payload = "<script>alert('x')</script>"
     (job_id,) = [
