@@ -14,6 +14,7 @@ from jobqueue.context import (
 from jobqueue.db import configure_sqlite, create_engine
 from jobqueue.enqueuer import Enqueuer, by_name
 from jobqueue.errors import (
+    AttemptSupersededError,
     ConfigurationError,
     DatabaseUnavailableError,
     JobArgumentsError,
@@ -33,6 +34,7 @@ from jobqueue.options import JobOptions
 from jobqueue.queue import JobQueue, configure, get_default_queue, set_default_queue
 from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob
+from jobqueue.steps import durable_sleep, iterate, step
 from jobqueue.store.claims import ClaimedJob
 from jobqueue.store.due import DueJob
 from jobqueue.store.jobs import JobRecord
@@ -44,6 +46,7 @@ def enqueue_many(calls: "list[JobCall]") -> list[EnqueuedJob]:
 
 
 __all__ = [
+    "AttemptSupersededError",
     "ClaimedJob",
     "ConfigurationError",
     "DatabaseUnavailableError",
@@ -78,11 +81,14 @@ __all__ = [
     "configure_sqlite",
     "create_engine",
     "current_job",
+    "durable_sleep",
     "enqueue_many",
     "get_default_queue",
+    "iterate",
     "job",
     "on_failure",
     "on_retry",
     "registry",
     "set_default_queue",
+    "step",
 ]

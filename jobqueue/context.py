@@ -7,6 +7,7 @@ so these answer for the job running in the calling thread or task.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -14,9 +15,15 @@ from typing import Any
 
 import structlog
 
+from jobqueue.database import Database
 from jobqueue.store.claims import ClaimedJob
 
 _current_job: ContextVar[ClaimedJob | None] = ContextVar("jobqueue_current_job", default=None)
+#: The database the running job's attempt is recorded in (its steps are written there).
+_current_database: ContextVar[Database | None] = ContextVar("jobqueue_database", default=None)
+#: Set when this process stops gracefully: a job between durable steps is released at its next
+#: ``step`` call, one inside ``iterate`` at its next item (see :mod:`jobqueue.steps`).
+_stopping = threading.Event()
 
 _global_failure_hooks: list[Callable[..., Any]] = []
 _global_retry_hooks: list[Callable[..., Any]] = []
@@ -68,12 +75,33 @@ def global_hooks(*, retrying: bool) -> list[Callable[..., Any]]:
     return list(_global_retry_hooks if retrying else _global_failure_hooks)
 
 
+def current_database() -> Database | None:
+    """The database of the attempt running here (None outside a worker or ``drain``)."""
+    return _current_database.get()
+
+
+def stop_at_next_step() -> None:
+    """This process is stopping: jobs with durable steps let go at their next boundary."""
+    _stopping.set()
+
+
+def resume_steps() -> None:
+    _stopping.clear()
+
+
+def stopping() -> bool:
+    return _stopping.is_set()
+
+
 @contextmanager
-def job_context(job: ClaimedJob) -> Iterator[None]:
-    """Bind the job to the logging context and to :func:`current_job` while it runs."""
+def job_context(job: ClaimedJob, database: Database | None = None) -> Iterator[None]:
+    """Bind the job to the logging context and to :func:`current_job` while it runs, and the
+    database its attempt is recorded in (for durable steps)."""
     token = _current_job.set(job)
+    database_token = _current_database.set(database)
     with structlog.contextvars.bound_contextvars(**job.log_fields):
         try:
             yield
         finally:
+            _current_database.reset(database_token)
             _current_job.reset(token)

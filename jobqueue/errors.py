@@ -69,3 +69,8 @@ class JobCancelledError(JobQueueError):
     def __init__(self, message: str, *, job_id: str) -> None:
         super().__init__(message)
         self.job_id = job_id
+
+
+class AttemptSupersededError(JobQueueError):
+    """A durable step could not be recorded because this attempt no longer holds its job (it
+    was rescued and perhaps runs elsewhere now); the stale execution stops there."""

@@ -64,3 +64,18 @@ class FailJob(Exception):
 
 class JobCancelled(Exception):
     """Raise inside a job that saw :func:`jobqueue.cancel_requested` to end it as ``cancelled``."""
+
+
+class SleepUntil(BaseException):
+    """Raised by :func:`jobqueue.durable_sleep` to end the run until ``wake_at``: the job goes
+    back to pending without counting an attempt. A ``BaseException``, so a job's own
+    ``except Exception`` does not swallow it."""
+
+    def __init__(self, wake_at: datetime) -> None:
+        super().__init__(f"sleeping until {wake_at.isoformat()}")
+        self.wake_at = wake_at
+
+
+class ReleaseAtStep(BaseException):
+    """Raised at a durable step boundary while the worker stops gracefully: the job is handed
+    back without counting an attempt and resumes at that step."""

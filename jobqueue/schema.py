@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -41,7 +42,7 @@ STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {
@@ -266,6 +267,23 @@ job_recurring_runs = Table(
     Column("task", String(255), primary_key=True),
     Column("fire_at", UTCDateTime(), primary_key=True),
     Column("job_id", String(26), nullable=True),  # NULL: a baseline, seen but not run
+    mysql_engine="InnoDB",
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
+)
+
+# Durable steps (jobqueue.steps): a job's completed steps, keyed by name, so a later attempt
+# returns their recorded values instead of running them again. ``done`` is false while an
+# ``iterate`` is under way (``value`` then holds its cursor). Deleted with their job.
+job_steps = Table(
+    "job_steps",
+    metadata,
+    Column("job_id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("attempt", Integer, nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("value", LongText, nullable=True),
+    Column("recorded_at", UTCDateTime(), nullable=False),
     mysql_engine="InnoDB",
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_bin",

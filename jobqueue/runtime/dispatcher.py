@@ -49,7 +49,9 @@ class Dispatcher:
             if job.must_record_start and not self._record_start(current):
                 return
             current.begin(None)  # asyncio.timeout inside the job enforces its timeout
-            future = asyncio.run_coroutine_threadsafe(execution.run_async(job), self._event_loop())
+            future = asyncio.run_coroutine_threadsafe(
+                execution.run_async(job, self.database), self._event_loop()
+            )
             future.add_done_callback(lambda f: self._finish(current, _result(f, job)))
         else:
             timeout = definition.options.timeout if definition is not None else None
@@ -73,7 +75,7 @@ class Dispatcher:
             return
         log.debug("job_started", **current.job.log_fields)
         try:
-            outcome = execution.run_sync(current.job)
+            outcome = execution.run_sync(current.job, self.database)
         except BaseException as error:  # never leave a job running behind a live worker
             outcome = execution.decide_safely(current.job, error)
         self._finish(current, outcome)

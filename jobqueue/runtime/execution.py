@@ -18,6 +18,7 @@ import structlog
 
 from jobqueue import tracing
 from jobqueue.context import JobTimeoutError, global_hooks, job_context
+from jobqueue.database import Database
 from jobqueue.error_record import ErrorRecord
 from jobqueue.errors import (
     JobArgumentsError,
@@ -26,7 +27,14 @@ from jobqueue.errors import (
     UnknownJobError,
 )
 from jobqueue.registry import JobDefinition, registry
-from jobqueue.retry import FailJob, JobCancelled, RetryJob, backoff_delay
+from jobqueue.retry import (
+    FailJob,
+    JobCancelled,
+    ReleaseAtStep,
+    RetryJob,
+    SleepUntil,
+    backoff_delay,
+)
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.serialization import decode_arguments, encode_value
 from jobqueue.store.claims import ClaimedJob
@@ -36,6 +44,11 @@ log = structlog.get_logger("jobqueue.worker")
 #: Outcome status of an attempt whose job name this worker does not know: back to pending
 #: later without counting a failed attempt (see :func:`decide`).
 SNOOZED = "snoozed"
+#: Outcome status of an attempt that ended in ``durable_sleep``: pending until its wake time,
+#: uncounted, its error untouched.
+SLEEPING = "sleeping"
+#: Outcome status of a job handed back at shutdown (no failed attempt counted).
+RELEASED = "released"
 MAX_SNOOZE_SECONDS = 3600.0
 
 
@@ -90,22 +103,22 @@ def invoke(
         raise
 
 
-def run_sync(job: ClaimedJob) -> Outcome:
+def run_sync(job: ClaimedJob, database: Database | None = None) -> Outcome:
     """Run a job to completion in this thread (async jobs on a private event loop), in its
     trace span when OpenTelemetry is installed."""
     if not tracing.recording():
-        return _run_sync(job)
+        return _run_sync(job, database)
     with tracing.processing(**_span_fields(job)) as span:
-        return _traced(span, _run_sync(job))
+        return _traced(span, _run_sync(job, database))
 
 
-async def run_async(job: ClaimedJob) -> Outcome:
+async def run_async(job: ClaimedJob, database: Database | None = None) -> Outcome:
     """Run an ``async def`` job on the current event loop, with its timeout, in its trace
     span when OpenTelemetry is installed."""
     if not tracing.recording():
-        return await _run_async(job)
+        return await _run_async(job, database)
     with tracing.processing(**_span_fields(job)) as span:
-        return _traced(span, await _run_async(job))
+        return _traced(span, await _run_async(job, database))
 
 
 def _span_fields(job: ClaimedJob) -> dict[str, Any]:
@@ -124,8 +137,8 @@ def _traced(span: Any, outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _run_sync(job: ClaimedJob) -> Outcome:
-    with job_context(job):
+def _run_sync(job: ClaimedJob, database: Database | None) -> Outcome:
+    with job_context(job, database):
         try:
             definition, args, kwargs = resolve(job)
             target = definition.callable_for_run()
@@ -139,8 +152,8 @@ def _run_sync(job: ClaimedJob) -> Outcome:
         return succeeded(job, value)
 
 
-async def _run_async(job: ClaimedJob) -> Outcome:
-    with job_context(job):
+async def _run_async(job: ClaimedJob, database: Database | None) -> Outcome:
+    with job_context(job, database):
         try:
             definition, args, kwargs = resolve(job)
             target = definition.callable_for_run()
@@ -188,6 +201,10 @@ def decide(job: ClaimedJob, error: BaseException, now: datetime | None = None) -
         # to an hour, and never uses up its attempts for it.
         delay = min(backoff_delay(job.attempts, None), MAX_SNOOZE_SECONDS)
         return Outcome(SNOOZED, text, now + timedelta(seconds=delay), None)
+    if isinstance(error, SleepUntil):
+        return Outcome(SLEEPING, None, error.wake_at, None)
+    if isinstance(error, ReleaseAtStep):
+        return Outcome(RELEASED)
     if isinstance(error, FailJob | JobArgumentsError):
         return Outcome(FAILED, text, None, error)
     if isinstance(error, JobCancelled):

@@ -12,8 +12,8 @@ import time
 
 from jobqueue import context
 from jobqueue.runtime import execution
-from jobqueue.runtime.execution import Execution, Outcome
-from jobqueue.runtime.outcomes import RELEASED, PendingOutcomes
+from jobqueue.runtime.execution import RELEASED, Execution, Outcome
+from jobqueue.runtime.outcomes import PendingOutcomes
 from jobqueue.store.claims import ClaimedJob
 
 #: Automatic prefetch holds about this much not-yet-started work (by the average job time)...

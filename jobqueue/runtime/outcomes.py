@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import Connection
 
 from jobqueue.database import Database
-from jobqueue.runtime.execution import SNOOZED, Outcome
+from jobqueue.runtime.execution import RELEASED, SLEEPING, SNOOZED, Outcome
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.store import attempts, counters, semaphores
 from jobqueue.store.claims import ClaimedJob
@@ -27,8 +27,6 @@ log = structlog.get_logger("jobqueue.worker")
 
 #: How long a finished job's outcome may wait to be written with others (a latency bound).
 OUTCOME_DELAY = 0.02
-#: Outcome status of a job handed back at shutdown (no failed attempt counted).
-RELEASED = "released"
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,7 @@ class WriteReport:
     released: list[Record] = field(default_factory=list)
     failed: list[Record] = field(default_factory=list)
     snoozed: list[Record] = field(default_factory=list)
+    slept: list[Record] = field(default_factory=list)
     rejected: list[Record] = field(default_factory=list)
 
 
@@ -120,8 +119,28 @@ def write_records(
         )
         for record in releases:
             (report.released if record.job.id in handed_back else report.rejected).append(record)
+    _write_failures(connection, failures, report, now)
+    ended = report.succeeded + [r for r in report.failed if r.outcome.status != PENDING]
+    keys = [r.job.concurrency_key for r in ended if r.job.concurrency_key is not None]
+    if keys:
+        semaphores.release_slots(connection, keys)
+    counted = [(r.job.queue, SUCCEEDED) for r in report.succeeded]
+    counted += [(r.job.queue, r.outcome.status) for r in report.failed]
+    counters.bump_outcomes(connection, shard=process_id, now=now, outcomes=counted)
+    return report
+
+
+def _write_failures(
+    connection: Connection, failures: list[Record], report: WriteReport, now: datetime
+) -> None:
+    """Each attempt that did not succeed: to sleep, snoozed, or counted as failed."""
     for record in failures:
         outcome = record.outcome
+        if outcome.status == SLEEPING:
+            assert outcome.retry_at is not None
+            slept = attempts.put_to_sleep(connection, record.job, until=outcome.retry_at)
+            (report.slept if slept else report.rejected).append(record)
+            continue
         if outcome.status == SNOOZED:
             assert outcome.retry_at is not None
             snoozed = attempts.snooze(
@@ -138,14 +157,6 @@ def write_records(
             now=now,
         )
         (report.failed if ok else report.rejected).append(record)
-    ended = report.succeeded + [r for r in report.failed if r.outcome.status != PENDING]
-    keys = [r.job.concurrency_key for r in ended if r.job.concurrency_key is not None]
-    if keys:
-        semaphores.release_slots(connection, keys)
-    counted = [(r.job.queue, SUCCEEDED) for r in report.succeeded]
-    counted += [(r.job.queue, r.outcome.status) for r in report.failed]
-    counters.bump_outcomes(connection, shard=process_id, now=now, outcomes=counted)
-    return report
 
 
 def log_report(report: WriteReport) -> None:
@@ -164,6 +175,9 @@ def log_report(report: WriteReport) -> None:
             reason="no job is registered under this name in this worker",
             retry_at=record.outcome.retry_at.isoformat(),
         )
+    for record in report.slept:
+        assert record.outcome.retry_at is not None
+        log.info("job_sleeping", **record.job.log_fields, until=record.outcome.retry_at.isoformat())
     for record in report.rejected:
         log.warning(
             "job_write_rejected",

@@ -41,7 +41,7 @@ FENCE = (
 )
 
 
-def _fence_params(process_id: str, fences: Sequence[tuple[str, int]]) -> dict[str, Any]:
+def fence_params(process_id: str, fences: Sequence[tuple[str, int]]) -> dict[str, Any]:
     return {"process_id": process_id, "fences": list(fences)}
 
 
@@ -71,7 +71,7 @@ def complete_jobs(
     """
     if not fences:
         return set()
-    params = {**_fence_params(process_id, fences), "now": now}
+    params = {**fence_params(process_id, fences), "now": now}
     if is_mysql(connection.dialect.name):
         # No RETURNING: lock the rows that pass the fence, then update exactly those.
         ids = set(connection.execute(_LOCK_FENCED, params).scalars())
@@ -125,7 +125,17 @@ def snooze(connection: Connection, job: ClaimedJob, *, error: str, until: dateti
         update(job_queue)
         .where(*FENCE)
         .values(status=PENDING, scheduled_for=until, last_error=error),
-        _fence_params(job.claimed_by, [job.fence]),
+        fence_params(job.claimed_by, [job.fence]),
+    )
+    return bool(result.rowcount == 1)
+
+
+def put_to_sleep(connection: Connection, job: ClaimedJob, *, until: datetime) -> bool:
+    """Back to pending until ``until`` without counting an attempt or touching its error
+    (``durable_sleep``). Fenced; False if the job was no longer ours."""
+    result = connection.execute(
+        update(job_queue).where(*FENCE).values(status=PENDING, scheduled_for=until),
+        fence_params(job.claimed_by, [job.fence]),
     )
     return bool(result.rowcount == 1)
 
@@ -137,7 +147,7 @@ def _count_failure(
     values["failed_attempts"] = job_queue.c.failed_attempts + 1
     result = connection.execute(
         update(job_queue).where(*FENCE).values(**values),
-        _fence_params(job.claimed_by, [job.fence]),
+        fence_params(job.claimed_by, [job.fence]),
     )
     return bool(result.rowcount == 1)
 
@@ -152,7 +162,7 @@ def release_jobs(
     was meant to run (a recurring task's fire time, say)."""
     if not fences:
         return set()
-    params = _fence_params(process_id, fences)
+    params = fence_params(process_id, fences)
     if is_mysql(connection.dialect.name):
         # No RETURNING: lock the rows that pass the fence, then update exactly those.
         ids = set(connection.execute(_LOCK_FENCED, params).scalars())
@@ -208,7 +218,7 @@ def rescue_job(connection: Connection, job: ClaimedJob, *, error: str, now: date
             update(job_queue)
             .where(*FENCE, _START_UNRECORDED)
             .values(status=PENDING, last_error=error),
-            _fence_params(job.claimed_by, [job.fence]),
+            fence_params(job.claimed_by, [job.fence]),
         )
         return PENDING if result.rowcount == 1 else None
     if job.is_last_attempt:
@@ -232,5 +242,5 @@ def mark_started(
     attempt that has ended or moved on meanwhile is left alone)."""
     if not fences:
         return 0
-    result = connection.execute(_MARK_STARTED, _fence_params(process_id, fences))
+    result = connection.execute(_MARK_STARTED, fence_params(process_id, fences))
     return int(result.rowcount)

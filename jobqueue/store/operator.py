@@ -35,6 +35,7 @@ from jobqueue.schema import (
 )
 from jobqueue.store.jobs import notify_enqueued
 from jobqueue.store.semaphores import acquire_slot, release_slots
+from jobqueue.store.steps import delete_steps
 
 _RETRYABLE = (FAILED, CANCELLED)
 
@@ -154,6 +155,7 @@ def discard(connection: Connection, job_ids: Sequence[str]) -> set[str]:
             job_queue.c.id.in_(list(deleted)), job_queue.c.status.in_(_RETRYABLE)
         )
     )
+    delete_steps(connection, sorted(deleted))
     return deleted
 
 
@@ -171,6 +173,7 @@ def prune_batch(connection: Connection, *, status: str, cutoff: datetime, limit:
             delete(job_queue).where(job_queue.c.id.in_(ids), job_queue.c.status == status)
         )
         connection.execute(delete(job_cancellations).where(job_cancellations.c.job_id.in_(ids)))
+        delete_steps(connection, ids)
     return len(ids)
 
 

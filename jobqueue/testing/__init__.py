@@ -61,7 +61,7 @@ def drain(
             if not claimed:
                 break
             job = claimed[0]
-            outcome = execution.run_sync(job)
+            outcome = execution.run_sync(job, jobqueue)
             execution.run_hooks(job, outcome)
             with jobqueue.transaction() as connection:
                 report = write_records(

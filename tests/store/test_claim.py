@@ -163,8 +163,8 @@ def test_a_release_the_fence_refuses_is_reported_as_refused_not_released(
     nothing, and what it reports (and logs) must say so."""
     from structlog.testing import capture_logs
 
-    from jobqueue.runtime.execution import Outcome
-    from jobqueue.runtime.outcomes import RELEASED, Record, log_report, write_records
+    from jobqueue.runtime.execution import RELEASED, Outcome
+    from jobqueue.runtime.outcomes import Record, log_report, write_records
 
     jq.enqueue_many([JobCall("a"), JobCall("a")])
     stale, kept = claim(jq, "p1")
