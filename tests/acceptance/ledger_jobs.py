@@ -169,3 +169,29 @@ def wait_for_file(path: str) -> None:
 def compute(n: int) -> dict[str, object]:
     write_ledger("compute")
     return {"n": n, "total": sum(range(n))}
+
+
+def _step_body(number: int, hold: str | None, seconds: float) -> int:
+    """Step ``number`` of :func:`five_steps`: a ledger row per execution; on the job's first
+    attempt, step 3 waits for the file ``hold`` (a test kills the worker meanwhile) and step 2
+    takes ``seconds``."""
+    write_ledger(f"step-{number}")
+    current = current_job()
+    assert current is not None
+    if number == 2:
+        time.sleep(seconds)  # a slow step, so that a stop arrives while it runs
+    if number == 3 and hold and current.attempts == 1:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(hold) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return number
+
+
+@job(name="ledger.five_steps")
+def five_steps(hold: str | None = None, slow_step_seconds: float = 0.0) -> dict[str, int]:
+    from jobqueue import step
+
+    total = 0
+    for number in range(1, 6):
+        total += step(f"step-{number}", _step_body, number, hold, slow_step_seconds)
+    return {"total": total}
