@@ -19,7 +19,7 @@ from due_work_harness import (
     SafetyProfile,
 )
 
-from jobqueue.testing import _ownership
+from jobqueue.testing import _ownership, _recovery
 from jobqueue.testing._active import active, delivery
 
 AT_LEAST_ONCE = (
@@ -41,6 +41,21 @@ def bound_ownership() -> AbstractContextManager[Any]:
     return _ownership.ownership(active().jobqueue)
 
 
+def bound_recovery() -> AbstractContextManager[Any]:
+    """Profile A's binding for the running test.
+
+    # ARRANGE: probe jobs on a queue of their own, aged by scheduled_for; the retried,
+    #   released, rescued and terminal ones made by production's claim, fenced writes, rescue
+    #   and cancel (see jobqueue.testing._recovery.Rows).
+    # REAL PRODUCTION: JobQueue.due_jobs is the selection; the tick is runtime.maintenance.rescue
+    #   then a real Worker's claim-loop cycle and dispatcher; explain_due_jobs gives the plan,
+    #   Admin.queues the operator's due figure, and `jobrunner work` is the schedule.
+    # EXTERNAL SEAM: a dead owner is a stand-in process really killed.
+    # OBSERVE: what the tick's poll claimed, in order; the probe job's starts.
+    """
+    return _recovery.recovery(active().jobqueue)
+
+
 def contract(
     name: str,
     *,
@@ -48,17 +63,15 @@ def contract(
     handoff_gaps: Mapping[str, str] | None = None,
 ) -> DueWorkContract:
     """A :class:`~due_work_harness.DueWorkContract` for ``handoffs`` run by jobqueue's worker
-    and recovered by ``jobrunner work --burst``; declare each divergence you accept in
+    and recovered by ``jobrunner work --burst``, beside jobqueue's recovery (profile A) and
+    ownership (profile B); declare each divergence you accept in
     ``handoff_gaps`` with its reason (a legacy adoption: jobqueue predates its contract)."""
     return DueWorkContract(
         name=name,
         adoption=Adoption.LEGACY,
         transactional=True,
         profiles={
-            Profile.A: Decline(
-                "nothing is handed off apart from the job row: a worker's every poll is the "
-                "sweep, and the row is found by the claim's own predicate (JobQueue.due_jobs)"
-            ),
+            Profile.A: Claim(),
             Profile.B: Claim(),
             Profile.C: Decline(AT_LEAST_ONCE),
             Profile.D: NotApplicable(
@@ -80,6 +93,7 @@ def contract(
                 ),
             },
         ),
+        sweep=bound_recovery,
         ownership=bound_ownership,
         handoffs=tuple(handoffs),
         handoff_delivery=delivery(f"{name}: jobrunner work --burst"),

@@ -42,6 +42,7 @@ from jobqueue.testing._active import active, delivery, recover, running, worker_
 from jobqueue.testing._faults import CountedCommits, counting_commits
 from jobqueue.testing._owners import Owners
 from jobqueue.testing._proxy import ReplyLosingProxy
+from jobqueue.testing._selection import DueSelectionInspector
 from jobqueue.testing._worker_pass import WorkerPass, run_burst
 
 __all__ = ["Harness", "active", "hosted"]
@@ -113,6 +114,7 @@ def hosted(
         production_packages=frozenset({"jobqueue", *production_packages}),
         worker_killer=harness.kill_after,
         reply_breaker=harness.lose_reply if proxy is not None else None,
+        selection_inspectors=(DueSelectionInspector(),),
     )
     previous = queue_module._default
     jobqueue.set_default_queue(queue)
