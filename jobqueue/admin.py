@@ -19,11 +19,12 @@ from jobqueue.errors import JobQueueError
 from jobqueue.options import validate_queue_name
 from jobqueue.reports import CancelResult, MinuteStats, QueueSummary, Stats
 from jobqueue.schema import CANCELLED, FAILED, PENDING, RUNNING, STATUSES, SUCCEEDED
-from jobqueue.store import counters, listing, operator
+from jobqueue.store import counters, listing, operator, steps
 from jobqueue.store.jobs import JobRecord, fetch_job
 from jobqueue.store.processes import ProcessRow, all_processes
 
 __all__ = ["Admin", "CancelResult", "MinuteStats", "NotFoundError", "QueueSummary", "Stats"]
+__all__ += ["StepNotFoundError"]
 
 log = structlog.get_logger("jobqueue.admin")
 
@@ -32,6 +33,10 @@ PRUNE_BATCH = 1000
 
 class NotFoundError(JobQueueError):
     """An id names no job."""
+
+
+class StepNotFoundError(JobQueueError):
+    """A retry ``from_step`` names a step the job never recorded (nothing was changed)."""
 
 
 def _check_listing(
@@ -112,13 +117,20 @@ class Admin:
             raise NotFoundError(f"no job with id {job_id!r}")
         return job
 
-    def retry(self, job_ids: Sequence[str]) -> list[str]:
+    def job_steps(self, job_id: str) -> list[steps.StepSummary]:
+        """The durable steps a job recorded, in order, with the size of each value."""
+        self.get_job(job_id)  # NotFoundError, as for the job itself
+        with self.jobqueue.transaction(read_only=True) as connection:
+            return steps.step_summaries(connection, job_id)
+
+    def retry(self, job_ids: Sequence[str], *, from_step: str | None = None) -> list[str]:
         """Failed or cancelled jobs go back to pending, due now, with failed_attempts reset
-        (``attempts`` keeps counting). Returns the ids that moved."""
+        (``attempts`` keeps counting). Returns the ids that moved. ``from_step``: each forgets
+        that step and every later one, to run them again (none recorded: StepNotFoundError)."""
         ids = _distinct(job_ids)
         with self.jobqueue.transaction() as connection:
-            _require(connection, ids)
-            moved = set(operator.retry(connection, ids, datetime.now(UTC)))
+            _require(connection, ids, from_step)
+            moved = set(operator.retry(connection, ids, _now(), from_step=from_step))
         return _logged("job_retried_by_operator", [job_id for job_id in ids if job_id in moved])
 
     def retry_all_failed(self, *, queue: str | None = None) -> list[str]:
@@ -271,11 +283,15 @@ def _distinct(job_ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(job_ids))
 
 
-def _require(connection: Connection, ids: list[str]) -> None:
+def _require(connection: Connection, ids: list[str], step: str | None = None) -> None:
     missing = [job_id for job_id in ids if not _well_formed(job_id)]
     missing += operator.missing_ids(connection, [i for i in ids if _well_formed(i)])
     if missing:
         raise NotFoundError(f"no job with id {', '.join(map(repr, missing))}")
+    if step is not None:
+        for job_id, names in steps.jobs_without_step(connection, ids, step).items():
+            recorded = ", ".join(map(repr, names)) or "none"
+            raise StepNotFoundError(f"job {job_id} has no step {step!r}; its steps: {recorded}")
 
 
 def _logged(event: str, job_ids: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ from jobqueue.cli.common import admin_for, iso, printable, table
 from jobqueue.schema import STATUSES
 from jobqueue.serialization import decode_value
 from jobqueue.store.jobs import JobRecord
+from jobqueue.store.steps import StepSummary
 
 
 def add_jobs_parser(commands: Any, add_database_url: Any) -> None:
@@ -28,7 +29,9 @@ def add_jobs_parser(commands: Any, add_database_url: Any) -> None:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_jobs_list)
 
-    show = actions.add_parser("show", help="one job with its arguments and last error")
+    show = actions.add_parser(
+        "show", help="one job with its arguments, result, last error and durable steps"
+    )
     add_database_url(show)
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
@@ -39,6 +42,13 @@ def add_jobs_parser(commands: Any, add_database_url: Any) -> None:
     retry.add_argument("ids", nargs="*", metavar="ID")
     retry.add_argument("--all-failed", action="store_true")
     retry.add_argument("--queue", help="with --all-failed: only this queue")
+    retry.add_argument(
+        "--from-step",
+        metavar="NAME",
+        help="forget durable step NAME and every step recorded after it (jobs show lists them), "
+        "so the retried job runs them again and returns the records of the earlier ones; "
+        "a job without that step is an error, and nothing is retried",
+    )
     retry.set_defaults(handler=cmd_jobs_retry)
 
     cancel = actions.add_parser("cancel", help="cancel pending jobs; ask running ones to stop")
@@ -107,18 +117,36 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _step_dicts(steps: list[StepSummary]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s.name,
+            "attempt": s.attempt,
+            "recorded_at": iso(s.recorded_at),
+            "done": s.done,
+            "size": s.size,
+        }
+        for s in steps
+    ]
+
+
 def cmd_jobs_show(args: argparse.Namespace) -> int:
-    data = _job_dict(admin_for(args).get_job(args.id), full=True)
+    admin = admin_for(args)
+    data = _job_dict(admin.get_job(args.id), full=True)
+    data["steps"] = _step_dicts(admin.job_steps(args.id))
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    error = data.pop("last_error")
+    error, steps = data.pop("last_error"), data.pop("steps")
     for key, value in data.items():
         # Arguments as JSON, as they are stored and as the dashboard shows them.
         shown = (
             json.dumps(value, ensure_ascii=False) if key in ("args", "kwargs", "result") else value
         )
         print(f"{key + ':':17}{printable(shown)}")
+    if steps:
+        print("steps:")
+        print(table([_step_row(s) for s in steps], _STEP_HEADERS))
     if error:
         summary = f"{error['type']}: {error['message']}" if error["type"] else error["message"]
         print(f"{'last_error:':17}{printable(summary)}")
@@ -127,13 +155,28 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+_STEP_HEADERS = ("NAME", "ATTEMPT", "RECORDED_AT", "STATE", "SIZE")
+
+
+def _step_row(step: dict[str, Any]) -> tuple[object, ...]:
+    state = "done" if step["done"] else "in progress"
+    size = "-" if step["size"] is None else f"{step['size']} B"
+    return (step["name"], step["attempt"], step["recorded_at"], state, size)
+
+
 def cmd_jobs_retry(args: argparse.Namespace) -> int:
     admin = admin_for(args)
     if args.all_failed == bool(args.ids):
         raise ValueError("give job ids, or --all-failed (optionally with --queue)")
-    moved = admin.retry_all_failed(queue=args.queue) if args.all_failed else admin.retry(args.ids)
+    if args.all_failed and args.from_step is not None:
+        raise ValueError("--from-step needs job ids, not --all-failed")
+    if args.all_failed:
+        moved = admin.retry_all_failed(queue=args.queue)
+    else:
+        moved = admin.retry(args.ids, from_step=args.from_step)
     skipped = [job_id for job_id in args.ids if job_id not in moved]
-    print(f"retried {len(moved)} job(s)")
+    from_step = f" from step {args.from_step!r}" if args.from_step is not None and moved else ""
+    print(f"retried {len(moved)} job(s){from_step}")
     if skipped:
         print(f"not failed or cancelled, left alone: {' '.join(skipped)}")
     return 0

@@ -35,7 +35,7 @@ from jobqueue.schema import (
 )
 from jobqueue.store.jobs import notify_enqueued
 from jobqueue.store.semaphores import acquire_slot, release_slots
-from jobqueue.store.steps import delete_steps
+from jobqueue.store.steps import delete_steps, drop_steps_from
 
 _RETRYABLE = (FAILED, CANCELLED)
 
@@ -55,9 +55,15 @@ def failed_ids(connection: Connection, *, queue: str | None) -> list[str]:
     return list(connection.execute(query).scalars())
 
 
-def retry(connection: Connection, job_ids: Sequence[str], now: datetime) -> list[str]:
+def retry(
+    connection: Connection, job_ids: Sequence[str], now: datetime, *, from_step: str | None = None
+) -> list[str]:
     """Failed or cancelled jobs among ``job_ids`` go back to pending, due now, with
-    failed_attempts reset (``attempts`` keeps counting). Returns the ids that moved."""
+    failed_attempts reset (``attempts`` keeps counting). Returns the ids that moved.
+
+    ``from_step``: each job that moves also forgets that step and every step recorded after
+    it, so its next run does them again (a job without that step keeps all of its steps:
+    :func:`~jobqueue.store.steps.jobs_without_step` is the caller's check)."""
     retryable = job_queue.c.status.in_(_RETRYABLE)
     ids = list(
         connection.execute(
@@ -75,6 +81,9 @@ def retry(connection: Connection, job_ids: Sequence[str], now: datetime) -> list
     )
     _reacquire_slots(connection, ids)
     connection.execute(delete(job_cancellations).where(job_cancellations.c.job_id.in_(ids)))
+    if from_step is not None:
+        for job_id in ids:
+            drop_steps_from(connection, job_id, from_step)
     if connection.dialect.name == "postgresql":
         queues = connection.execute(
             select(job_queue.c.queue).where(job_queue.c.id.in_(ids)).distinct()
@@ -154,6 +163,10 @@ def discard(connection: Connection, job_ids: Sequence[str]) -> set[str]:
         delete(job_queue).where(
             job_queue.c.id.in_(list(deleted)), job_queue.c.status.in_(_RETRYABLE)
         )
+    )
+    # A failed job may carry the stop request it got while running; it goes with the job.
+    connection.execute(
+        delete(job_cancellations).where(job_cancellations.c.job_id.in_(list(deleted)))
     )
     delete_steps(connection, sorted(deleted))
     return deleted

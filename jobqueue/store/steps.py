@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from jobqueue.schema import job_queue, job_steps
 from jobqueue.store.attempts import FENCE, fence_params
@@ -49,8 +59,64 @@ def load_steps(connection: Connection, job_id: str) -> dict[str, StepRecord]:
 
 
 def steps_in_order(connection: Connection, job_id: str) -> list[StepRecord]:
-    """A job's steps in the order they were recorded (for ``jobs show`` and the dashboard)."""
+    """A job's steps in the order they were recorded."""
     return sorted(load_steps(connection, job_id).values(), key=lambda s: (s.recorded_at, s.name))
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """A recorded step as an operator sees it: the size of its value in bytes (None: no
+    value), not the value, which may weigh megabytes."""
+
+    name: str
+    attempt: int
+    done: bool
+    recorded_at: datetime
+    size: int | None
+
+
+def step_summaries(connection: Connection, job_id: str) -> list[StepSummary]:
+    """A job's steps in the order they were recorded (``jobs show``, the dashboard)."""
+    size = _byte_length(connection.dialect.name, job_steps.c.value)
+    rows = connection.execute(
+        select(
+            job_steps.c.name,
+            job_steps.c.attempt,
+            job_steps.c.done,
+            job_steps.c.recorded_at,
+            size.label("size"),
+        ).where(job_steps.c.job_id == job_id)
+    ).all()
+    summaries = [
+        StepSummary(name, attempt, bool(done), at, None if n is None else int(n))
+        for name, attempt, done, at, n in rows
+    ]
+    return sorted(summaries, key=lambda s: (s.recorded_at, s.name))
+
+
+def _byte_length(dialect: str, column: ColumnElement[str | None]) -> ColumnElement[int]:
+    """Bytes of UTF-8 text: SQLite's length() counts characters unless handed a blob (and
+    octet_length() needs SQLite 3.43)."""
+    if dialect == "sqlite":
+        return func.length(cast(column, LargeBinary))
+    return func.octet_length(column)
+
+
+def step_names(connection: Connection, job_id: str) -> list[str]:
+    """The names of a job's steps in the order they were recorded, without their values."""
+    rows = connection.execute(
+        select(job_steps.c.recorded_at, job_steps.c.name).where(job_steps.c.job_id == job_id)
+    ).all()
+    return [name for _, name in sorted((at, name) for at, name in rows)]
+
+
+def jobs_without_step(
+    connection: Connection, job_ids: Sequence[str], name: str
+) -> dict[str, list[str]]:
+    """Those of ``job_ids`` that recorded no step ``name``, each with the names of the steps
+    it did record (``jobs retry --from-step`` refuses them)."""
+    names = {job_id: step_names(connection, job_id) for job_id in job_ids}
+    return {job_id: found for job_id, found in names.items() if name not in found}
 
 
 _LOCK_ATTEMPT = select(job_queue.c.id).where(*FENCE).with_for_update()
@@ -100,8 +166,7 @@ def delete_steps(connection: Connection, job_ids: Sequence[str]) -> None:
 def drop_steps_from(connection: Connection, job_id: str, name: str) -> list[str]:
     """Forget step ``name`` of a job and every step recorded after it (``jobs retry
     --from-step``); returns the names dropped, empty if the job has no such step."""
-    ordered = steps_in_order(connection, job_id)
-    names = [step.name for step in ordered]
+    names = step_names(connection, job_id)
     if name not in names:
         return []
     dropped = names[names.index(name) :]
