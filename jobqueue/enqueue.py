@@ -24,7 +24,7 @@ from jobqueue import tracing
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.database import Database
 from jobqueue.db import autocommit_options, mask_url
-from jobqueue.db_errors import is_deadlock, is_disconnect, operational_error
+from jobqueue.db_errors import commit_failed, is_deadlock, is_disconnect, operational_error
 from jobqueue.errors import DatabaseUnavailableError
 from jobqueue.registry import registry
 from jobqueue.schema import PENDING
@@ -206,9 +206,6 @@ def _insert_own_transaction(
             try:
                 transaction.commit()
             except DBAPIError as error:
-                raise DatabaseUnavailableError(
-                    f"the commit of {len(rows)} job(s) to {mask_url(database.engine.url)} "
-                    f"failed ({str(error.orig).strip()}); whether they were written is unknown"
-                ) from error
+                raise commit_failed(database.engine, error, f"{len(rows)} job(s)") from error
             return existing
     raise AssertionError("unreachable")  # pragma: no cover
