@@ -101,7 +101,13 @@ def job_detail(dashboard: Dashboard, request: Request) -> Response:
     except (ValueError, TypeError):
         arguments = job.args_json  # shown as stored: an undecodable row is worth seeing
     return dashboard.page(
-        request, "job.html", nav="jobs", job=job, arguments=arguments, error=job.error
+        request,
+        "job.html",
+        nav="jobs",
+        job=job,
+        arguments=arguments,
+        error=job.error,
+        steps=dashboard.admin.job_steps(job_id),
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event
 from starlette.testclient import TestClient
 
-from jobqueue import JobCall, JobQueue, job
+from jobqueue import JobCall, JobQueue, iterate, job, step
 from jobqueue.dashboard import create_app
 from jobqueue.recurring import RecurringTask
 from jobqueue.testing import drain
@@ -132,6 +132,36 @@ def test_job_detail_shows_the_result_escaped(jq: JobQueue, client: TestClient) -
     assert "<b>bold</b>" not in page.text
     result = re.search(r'<pre id="result">(.*?)</pre>', page.text, re.S)
     assert result is not None and html.unescape(result.group(1)) == '{"html":"<b>bold</b>"}'
+
+
+def test_job_detail_lists_the_steps_escaped(jq: JobQueue, client: TestClient) -> None:
+    @job(name="dash.stepped", max_attempts=1)
+    def stepped() -> None:
+        step("<b>fetch</b>", lambda: [1, 2, 3])
+        for item in iterate("walk", lambda cursor: range(5), key=lambda i: i, every=2):
+            if item == 3:
+                raise RuntimeError("stopped mid-walk")
+
+    plain = jq.enqueue_many([JobCall("dash.ok")])[0].id
+    handle = stepped.using(jobqueue=jq).enqueue()
+    drain(jq)
+    assert 'id="steps"' not in client.get(f"/jobs/{plain}").text  # no steps, no table
+    page = client.get(f"/jobs/{handle.id}")
+    assert page.status_code == 200
+    assert "<b>fetch</b>" not in page.text
+    table = re.search(r'<table id="steps">(.*?)</table>', page.text, re.S)
+    assert table is not None
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", table.group(1))
+    assert headers == ["Name", "Attempt", "Recorded", "State", "Size"]
+    rows = [
+        [html.unescape(cell.strip()) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)[1:]
+    ]
+    assert [row[:2] + row[3:] for row in rows] == [
+        ["<b>fetch</b>", "1", "done", "7 B"],  # [1,2,3]
+        ["walk", "1", "in progress", "1 B"],  # the cursor saved after items 0 and 1
+    ]
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row[2]) for row in rows), rows
 
 
 def test_arguments_and_errors_are_escaped(jq: JobQueue, client: TestClient) -> None:
