@@ -39,9 +39,12 @@ from jobqueue.runtime.host import hostname
 from jobqueue.runtime.outcomes import Record, log_report, write_records
 from jobqueue.store import attempts, claims, processes
 from jobqueue.store.claims import ClaimedJob
+from jobqueue.testing._zygote import forks
 
 T = TypeVar("T")
 
+#: Set to run every recovery in a new interpreter rather than forked from a warm one.
+FRESH_INTERPRETER = "JOBQUEUE_DUE_WORK_FRESH_INTERPRETER"
 #: How often one step of the pass is tried when the database blips before the pass gives up.
 TRIES = 20
 
@@ -155,7 +158,11 @@ def run_burst(
 ) -> None:
     """Recovery as production runs it: ``jobrunner work --burst`` in a process of its own,
     until nothing is due and nothing is running; its maintenance declares dead workers dead
-    and rescues their jobs first. Raises with its output if it fails."""
+    and rescues their jobs first. Raises with its output if it fails.
+
+    The process is forked from a warm interpreter (:mod:`jobqueue.testing._zygote`) that has
+    imported jobqueue once, which saves each run its ~0.6 s of imports; with
+    ``JOBQUEUE_DUE_WORK_FRESH_INTERPRETER=1`` (or no ``fork``) it is a new interpreter."""
     env = {
         **os.environ,
         "JOBQUEUE_DATABASE_URL": database_url,
@@ -168,11 +175,22 @@ def run_burst(
         ),
         **(environment or {}),
     }
-    command = [sys.executable, "-m", "jobqueue", "work", "--burst", "--processes", "1"]
+    arguments = ["work", "--burst", "--processes", "1"]
     for app in apps:
-        command += ["--app", app]
-    done = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"jobrunner work --burst exited {done.returncode}:\n{done.stderr}")
+        arguments += ["--app", app]
+    if hasattr(os, "fork") and not os.environ.get(FRESH_INTERPRETER):
+        code, output = forks.run(
+            ["jobrunner", *arguments],
+            env=env,
+            cwd=str(cwd),
+            paths=[str(path) for path in paths],
+            timeout=timeout,
+        )
+    else:
+        command = [sys.executable, "-m", "jobqueue", *arguments]
+        done = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
+        code, output = done.returncode, done.stderr
+    if code != 0:
+        raise AssertionError(f"jobrunner work --burst exited {code}:\n{output}")
