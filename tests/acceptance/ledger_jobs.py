@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
-from jobqueue import current_job, get_default_queue, job
+from jobqueue import current_job, durable_sleep, get_default_queue, iterate, job, step
 
 LEDGER = "test_ledger"
 
@@ -195,3 +195,72 @@ def five_steps(hold: str | None = None, slow_step_seconds: float = 0.0) -> dict[
     for number in range(1, 6):
         total += step(f"step-{number}", _step_body, number, hold, slow_step_seconds)
     return {"total": total}
+
+
+# Durable steps under kills and sleeps (tests/acceptance/test_steps_durability.py). ``walk``
+# and ``place_order`` note what they do in a file, one ``os.write`` per line: a SIGKILL cannot tear
+# or lose a write that returned, so a test sees exactly what each attempt did, at no database
+# cost per item.
+
+ORDERS = "durable_orders"
+
+
+def note(path: str, line: str) -> None:
+    """Append one line to ``path`` in a single write."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, f"{line}\n".encode())
+    finally:
+        os.close(descriptor)
+
+
+def _attempt() -> int:
+    current = current_job()
+    assert current is not None
+    return current.attempts
+
+
+@job(name="durable.walk")
+def walk(notes: str, count: int, every: int, pace: float) -> None:
+    """Handle ``range(count)`` through ``iterate``, noting ``attempt item pid`` per item and
+    taking ``pace`` seconds over each, so a test can kill the worker mid-way."""
+    attempt, pid = _attempt(), os.getpid()
+    descriptor = os.open(notes, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for item in iterate(
+            "items",
+            lambda cursor: range(0 if cursor is None else cursor + 1, count),
+            key=lambda i: i,
+            every=every,
+        ):
+            time.sleep(pace)
+            os.write(descriptor, f"{attempt} {item} {pid}\n".encode())
+    finally:
+        os.close(descriptor)
+
+
+def _insert_order(connection: Connection, notes: str, order_id: int) -> int:
+    attempt = _attempt()
+    note(notes, f"insert {attempt}")  # each execution of the step's function, kept or not
+    connection.execute(
+        text(f"INSERT INTO {ORDERS} (order_id, attempt) VALUES (:order_id, :attempt)"),
+        {"order_id": order_id, "attempt": attempt},
+    )
+    return order_id
+
+
+@job(name="durable.place_order")
+def place_order(notes: str, order_id: int) -> int:
+    """A transactional step: the order row commits with the step's record."""
+    placed = step("insert-order", _insert_order, notes, order_id, transaction=True)
+    note(notes, f"after {_attempt()}")
+    return placed
+
+
+@job(name="durable.nap")
+def durable_nap(seconds: float) -> str:
+    """A ledger row in a step, a durable sleep, then another ledger row in a step."""
+    step("before", write_ledger, "before")
+    durable_sleep("nap", timedelta(seconds=seconds))
+    step("after", write_ledger, "after")
+    return "rested"
