@@ -1,8 +1,9 @@
 """Property-based state machine over the store API, on every backend (issue 5, item 10).
 
 Hypothesis drives random sequences of enqueue, claim, start marks, succeed, fail (retry or
-final), stale and impostor writes, process death, rescue (which counts an attempt only if its
-start was recorded), restart, operator cancel and operator retry against a
+final), durable steps recorded by the attempt holding a job, stale and impostor writes (of
+outcomes and of steps), process death, rescue (which counts an attempt only if its start was
+recorded), restart, operator cancel, retry (also ``--from-step``), discard and prune against a
 real database, and after every step reads all rows back and checks them against a model and
 against the previous snapshot:
 
@@ -20,7 +21,13 @@ against the previous snapshot:
 - a write fenced by a stale claim (a finished, rescued or re-claimed attempt) or by the wrong
   process returns an empty set / False and changes no column of any row;
 - ``job_cancellations`` holds exactly the running jobs an operator asked to stop (until the
-  operator retries them).
+  operator retries or deletes them);
+- ``job_steps`` holds exactly the steps the model recorded: only an attempt that holds its job
+  records one (``hold_attempt`` then ``record_step``, in one transaction, as
+  :mod:`jobqueue.steps` does); a stale or impostor attempt's ``hold_attempt`` is False and it
+  records nothing; ``retry --from-step`` drops that step and the ones recorded after it, only
+  for a job that moves, and a name the job never recorded changes nothing; discard and prune
+  delete a job's steps with it.
 
 As the product does (issue 5, item 5: "the reverse order makes the rescuer a no-op"), the fence
 is the job row, not the process row: a process declared dead whose job was not rescued yet can
@@ -30,8 +37,8 @@ still finish that job, and the rescue then has nothing to do.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pytest
@@ -45,10 +52,10 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from jobqueue import JobCall, JobQueue
-from jobqueue.admin import CancelResult
+from jobqueue.admin import CancelResult, StepNotFoundError
 from jobqueue.runtime import lifecycle
 from jobqueue.runtime.maintenance import rescue_orphans
 from jobqueue.schema import (
@@ -61,9 +68,11 @@ from jobqueue.schema import (
     SUCCEEDED,
     TERMINAL_STATUSES,
     job_cancellations,
+    job_steps,
     metadata,
 )
 from jobqueue.store import attempts, claims, processes
+from jobqueue.store import steps as store_steps
 from jobqueue.store.claims import ClaimedJob
 from jobqueue.store.jobs import JobRecord
 
@@ -74,6 +83,10 @@ MAX_EXAMPLES = max(1, round(25 * SCALE))
 STEPS = 50
 PROCESS_IDS = ("sm-worker-a", "sm-worker-b", "sm-worker-c")
 JOB_NAME = "sm.job"
+STEP_NAMES = ("fetch", "render", "upload")
+
+#: A recorded step as the machine expects its row: (attempt, done, value, recorded_at).
+StepRow = tuple[int, bool, str, datetime]
 
 
 def _now() -> datetime:
@@ -91,6 +104,7 @@ class ModelJob:
     failed_attempts: int = 0
     claimed_by: str | None = None
     started: bool = False  # the current attempt's start is recorded
+    steps: dict[str, StepRow] = field(default_factory=dict)
 
     def expected(self) -> tuple[str, int, int, str | None, int]:
         return (
@@ -131,16 +145,37 @@ class JobStateMachine(RuleBasedStateMachine):
         self.cancel_requested: set[str] = set()
         self.reopened: set[str] = set()  # ids the operator retried in the current step
         self.previous: dict[str, JobRecord] = {}  # the rows after the previous step
+        self.previous_steps: dict[tuple[str, str], StepRow] = {}  # job_steps, likewise
         self.sequence = 0
+        self.step_clock = _now()  # recorded_at of the last step: each later one is later
 
     # -- reading ----------------------------------------------------------------------------
 
     def _rows(self) -> dict[str, JobRecord]:
         return {row.id: row for row in self.jq.admin.list_jobs(limit=10000)}
 
-    def _cancellations(self) -> set[str]:
+    def _steps(self, connection: Connection | None = None) -> dict[tuple[str, str], StepRow]:
+        if connection is None:
+            with self.jq.transaction(read_only=True) as connection:
+                return self._steps(connection)
+        rows = connection.execute(job_steps.select()).mappings().all()
+        return {
+            (r["job_id"], r["name"]): (r["attempt"], bool(r["done"]), r["value"], r["recorded_at"])
+            for r in rows
+        }
+
+    def _expected_steps(self) -> dict[tuple[str, str], StepRow]:
+        return {
+            (job_id, name): row
+            for job_id, model in self.model.items()
+            for name, row in model.steps.items()
+        }
+
+    def _side_rows(self) -> tuple[set[str], dict[tuple[str, str], StepRow]]:
+        """The stop requests and the steps, read in one transaction."""
         with self.jq.transaction(read_only=True) as connection:
-            return set(connection.execute(select(job_cancellations.c.job_id)).scalars())
+            cancellations = connection.execute(select(job_cancellations.c.job_id)).scalars()
+            return set(cancellations), self._steps(connection)
 
     def _retire(self, job: ClaimedJob) -> None:
         """The attempt ``job`` stood for is over: keep its claim for stale writes."""
@@ -204,10 +239,12 @@ class JobStateMachine(RuleBasedStateMachine):
             self.holding[job.id] = job
 
     @precondition(lambda self: self.holding)
-    @rule(data=st.data())
-    def start(self, data: st.DataObject) -> None:
-        """The worker records that an attempt it holds has started."""
+    @rule(data=st.data(), ran=st.lists(st.sampled_from(STEP_NAMES), max_size=2, unique=True))
+    def start(self, data: st.DataObject, ran: list[str]) -> None:
+        """The worker records that an attempt it holds has started (by then, the attempt may
+        have finished some steps)."""
         job = self._draw_held(data)
+        self._record_steps(job, ran, done=True)
         with self.jq.transaction() as connection:
             marked = attempts.mark_started(
                 connection, process_id=job.claimed_by, fences=[job.fence]
@@ -232,10 +269,16 @@ class JobStateMachine(RuleBasedStateMachine):
         self._retire(job)
 
     @precondition(lambda self: self.holding)
-    @rule(data=st.data(), outcome=st.sampled_from(["retry", FAILED, CANCELLED]))
-    def fail(self, data: st.DataObject, outcome: str) -> None:
-        """As the worker decides: retry (due at once) until max_attempts, else final."""
+    @rule(
+        data=st.data(),
+        outcome=st.sampled_from(["retry", FAILED, CANCELLED]),
+        ran=st.lists(st.sampled_from(STEP_NAMES), max_size=3, unique=True),
+    )
+    def fail(self, data: st.DataObject, outcome: str, ran: list[str]) -> None:
+        """As the worker decides: retry (due at once) until max_attempts, else final; the
+        attempt may have finished some steps first."""
         job = self._draw_held(data)
+        self._record_steps(job, ran, done=True)
         model = self.model[job.id]
         now = _now()
         exhausted = model.failed_attempts + 1 >= model.max_attempts
@@ -255,11 +298,44 @@ class JobStateMachine(RuleBasedStateMachine):
         model.failed_attempts += 1
         self._retire(job)
 
+    @precondition(lambda self: self.holding)
+    @rule(
+        data=st.data(),
+        names=st.lists(st.sampled_from(STEP_NAMES), min_size=1, max_size=3, unique=True),
+        done=st.booleans(),
+    )
+    def record_steps(self, data: st.DataObject, names: list[str], done: bool) -> None:
+        self._record_steps(self._draw_held(data), names, done=done)
+
+    def _record_steps(self, job: ClaimedJob, names: list[str], *, done: bool) -> None:
+        """The attempt holding a job records steps, each as :mod:`jobqueue.steps` does: the
+        fence, then the row, in one transaction; ``done`` False is an ``iterate``'s cursor,
+        whose later saves update its row. A finished step is not recorded again (the job gets
+        its record back)."""
+        model = self.model[job.id]
+        for name in names:
+            if name in model.steps and model.steps[name][1]:
+                continue
+            self.sequence += 1
+            value, now = str(self.sequence), self._next_step_time()
+            exists = name in model.steps
+            with self.jq.transaction() as connection:
+                assert store_steps.hold_attempt(connection, job) is True, f"{job.fence} not held"
+                store_steps.record_step(
+                    connection, job, name, done=done, value=value, now=now, exists=exists
+                )
+            model.steps[name] = (job.attempts, done, value, now)
+
+    def _next_step_time(self) -> datetime:
+        """Now, but after the last step recorded: the machine knows the steps' order."""
+        self.step_clock = max(_now(), self.step_clock + timedelta(microseconds=1))
+        return self.step_clock
+
     @precondition(lambda self: self.stale or self.holding)
     @rule(
         data=st.data(),
         writer=st.sampled_from(["stale", "impostor"]),
-        write=st.sampled_from(["complete", "retry", FAILED, "start"]),
+        write=st.sampled_from(["complete", "retry", FAILED, "start", "step"]),
     )
     def foreign_write(self, data: st.DataObject, writer: str, write: str) -> None:
         """A write that must change nothing: a worker reporting an attempt that is over
@@ -285,6 +361,9 @@ class JobStateMachine(RuleBasedStateMachine):
                     connection, process_id=job.claimed_by, fences=[job.fence]
                 )
                 assert result == 0, f"{writer} start mark of {job.fence} took effect"
+            elif write == "step":  # jobqueue.steps records nothing after a refused hold
+                result = store_steps.hold_attempt(connection, job)
+                assert result is False, f"{writer} {job.fence} holds its job for a step"
             else:
                 result = attempts.record_failure(
                     connection,
@@ -296,6 +375,7 @@ class JobStateMachine(RuleBasedStateMachine):
                 )
                 assert result is False, f"{writer} failure of {job.fence} took effect"
         assert self._rows() == self.previous, f"a {writer} write changed a row"
+        assert self._steps() == self.previous_steps, f"a {writer} write changed a step"
 
     # -- process life and rescue ------------------------------------------------------------
 
@@ -381,6 +461,55 @@ class JobStateMachine(RuleBasedStateMachine):
             self.cancel_requested.discard(job_id)
         self.reopened.update(moved)
 
+    @precondition(lambda self: any(model.steps for model in self.model.values()))
+    @rule(data=st.data())
+    def retry_from_step(self, data: st.DataObject) -> None:
+        """``jobs retry ID --from-step NAME``: a failed or cancelled job moves and forgets
+        NAME and every later step; any other job is left alone, steps and all; a NAME the job
+        never recorded raises and changes nothing."""
+        with_steps = sorted(job_id for job_id, model in self.model.items() if model.steps)
+        retryable = [i for i in with_steps if self.model[i].status in (FAILED, CANCELLED)]
+        if retryable and data.draw(st.booleans(), label="a failed or cancelled one"):
+            with_steps = retryable
+        job_id = data.draw(st.sampled_from(with_steps), label="job")
+        model = self.model[job_id]
+        order = sorted(model.steps, key=lambda name: (model.steps[name][3], name))
+        name = data.draw(st.sampled_from([*order, "never-recorded"]), label="from_step")
+        if name not in order:
+            try:
+                self.jq.admin.retry([job_id], from_step=name)
+            except StepNotFoundError as error:
+                assert f"its steps: {', '.join(map(repr, order))}" in str(error)
+            else:
+                raise AssertionError("a retry from a step the job never recorded went through")
+            return
+        moves = model.status in (FAILED, CANCELLED)
+        moved = self.jq.admin.retry([job_id], from_step=name)
+        assert moved == ([job_id] if moves else [])
+        if moves:
+            model.status, model.failed_attempts, model.claimed_by = PENDING, 0, None
+            self.cancel_requested.discard(job_id)
+            self.reopened.add(job_id)
+            for dropped in order[order.index(name) :]:
+                del model.steps[dropped]
+
+    @precondition(lambda self: any(m.status in TERMINAL_STATUSES for m in self.model.values()))
+    @rule(data=st.data(), how=st.sampled_from(["discard", SUCCEEDED, FAILED, CANCELLED]))
+    def delete(self, data: st.DataObject, how: str) -> None:
+        """The operator discards jobs (those failed or cancelled go), or prunes every finished
+        job of a status (retention 0); their steps and stop requests go with them."""
+        if how == "discard":
+            ids = list(dict.fromkeys(self._draw_ids(data)))
+            deleted = self.jq.admin.discard(ids)
+            assert deleted == [i for i in ids if self.model[i].status in (FAILED, CANCELLED)]
+            gone = set(deleted)
+        else:
+            gone = {job_id for job_id, model in self.model.items() if model.status == how}
+            assert self.jq.admin.prune(status=how, older_than=timedelta(0)) == len(gone)
+        for job_id in gone:
+            del self.model[job_id]
+            self.cancel_requested.discard(job_id)
+
     # -- invariants -------------------------------------------------------------------------
 
     @invariant()
@@ -414,8 +543,10 @@ class JobStateMachine(RuleBasedStateMachine):
         held = sorted((j.id, j.attempts, j.claimed_by) for j in self.holding.values())
         assert running == held, "the running rows are not the claims workers hold"
         assert len({(job_id, attempts) for job_id, attempts, _ in running}) == len(running)
-        assert self._cancellations() == self.cancel_requested
-        self.previous = rows
+        cancellations, steps = self._side_rows()
+        assert cancellations == self.cancel_requested
+        assert steps == self._expected_steps(), "the job_steps rows differ from the model"
+        self.previous, self.previous_steps = rows, steps
         self.reopened = set()
 
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from jobqueue import JobCall, JobQueue, job
 from jobqueue import admin as admin_module
 from jobqueue.admin import NotFoundError
 from jobqueue.cli import main
-from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED, job_queue
+from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED, job_cancellations, job_queue
 from jobqueue.store import attempts
 from jobqueue.testing import drain
 
@@ -103,6 +103,24 @@ def test_discard_deletes_only_finished_failures(jq: JobQueue) -> None:
     pending = ok.enqueue()
     assert jq.admin.discard([failed.id, pending.id]) == [failed.id]
     assert jq.get_job(failed.id) is None and jq.get_job(pending.id) is not None
+
+
+def test_discard_takes_the_stop_request_a_failed_job_kept(jq: JobQueue) -> None:
+    """A job asked to stop while running that then fails keeps the request (only a retry
+    clears it); discarding the job deletes it too."""
+    handle = ok.enqueue()
+    with jq.transaction() as connection:
+        connection.execute(
+            update(job_queue)
+            .where(job_queue.c.id == handle.id)
+            .values(status=FAILED, finished_at=datetime.now(UTC))
+        )
+        connection.execute(
+            insert(job_cancellations).values(job_id=handle.id, requested_at=datetime.now(UTC))
+        )
+    assert jq.admin.discard([handle.id]) == [handle.id]
+    with jq.transaction(read_only=True) as connection:
+        assert attempts.cancellation_requests(connection, [handle.id]) == []
 
 
 def test_paused_queues_are_not_claimed_until_resumed(jq: JobQueue) -> None:
