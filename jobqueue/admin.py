@@ -119,8 +119,8 @@ class Admin:
 
     def job_steps(self, job_id: str) -> list[steps.StepSummary]:
         """The durable steps a job recorded, in order, with the size of each value."""
-        self.get_job(job_id)  # NotFoundError, as for the job itself
         with self.jobqueue.transaction(read_only=True) as connection:
+            _require(connection, [job_id])
             return steps.step_summaries(connection, job_id)
 
     def retry(self, job_ids: Sequence[str], *, from_step: str | None = None) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jobqueue import EnqueuedJob, JobQueue, iterate, job, step
-from jobqueue.admin import StepNotFoundError
+from jobqueue.admin import NotFoundError, StepNotFoundError
 from jobqueue.cli import main
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
 from jobqueue.store.steps import step_names
@@ -182,3 +182,6 @@ def test_jobs_show_prints_no_steps_for_a_job_without_them(
     assert "steps:" not in capsys.readouterr().out
     assert main(["jobs", "show", handle.id, "--json", "--database-url", jq.database_url]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == []
+    for unknown in ("01ZZZZZZZZZZZZZZZZZZZZZZZZ", "abc\x00def"):
+        with pytest.raises(NotFoundError):
+            jq.admin.job_steps(unknown)
