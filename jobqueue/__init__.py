@@ -27,6 +27,7 @@ from jobqueue.errors import (
     RegistryError,
     SchemaError,
     SerializationError,
+    StepNotFoundError,
     UnknownJobError,
 )
 from jobqueue.jobs import Job, JobFunction, job
@@ -74,6 +75,7 @@ __all__ = [
     "RetryJob",
     "SchemaError",
     "SerializationError",
+    "StepNotFoundError",
     "UnknownJobError",
     "by_name",
     "cancel_requested",

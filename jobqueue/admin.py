@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy import Connection
 
 from jobqueue.database import Database
-from jobqueue.errors import JobQueueError
+from jobqueue.errors import JobNotFoundError, StepNotFoundError
 from jobqueue.options import validate_queue_name
 from jobqueue.reports import CancelResult, MinuteStats, QueueSummary, Stats
 from jobqueue.schema import CANCELLED, FAILED, PENDING, RUNNING, STATUSES, SUCCEEDED
@@ -31,12 +31,8 @@ log = structlog.get_logger("jobqueue.admin")
 PRUNE_BATCH = 1000
 
 
-class NotFoundError(JobQueueError):
-    """An id names no job."""
-
-
-class StepNotFoundError(JobQueueError):
-    """A retry ``from_step`` names a step the job never recorded (nothing was changed)."""
+#: An id names no job (the same error ``handle.result()`` raises).
+NotFoundError = JobNotFoundError
 
 
 def _check_listing(

@@ -74,3 +74,7 @@ class JobCancelledError(JobQueueError):
 class AttemptSupersededError(JobQueueError):
     """A durable step could not be recorded because this attempt no longer holds its job (it
     was rescued and perhaps runs elsewhere now); the stale execution stops there."""
+
+
+class StepNotFoundError(JobQueueError):
+    """A retry ``from_step`` names a step the job never recorded (nothing was changed)."""
