@@ -138,14 +138,19 @@ def encode_arguments(
     if kwargs:
         payload["kwargs"] = dict(kwargs)
     text = _ENCODER.encode(payload)
-    # A character is at most 4 bytes of UTF-8: short texts need no encoding to be measured.
-    size = len(text) if len(text) * 4 <= max_bytes else len(text.encode("utf-8"))
+    if len(text) * 4 > max_bytes:  # at most 4 bytes a character: short texts fit unmeasured
+        _limit(text, max_bytes, "the encoded arguments are", "pass a reference, or raise it")
+    return text
+
+
+def _limit(text: str, max_bytes: int, what: str, instead: str) -> None:
+    """Raise :class:`PayloadTooLargeError` if ``text`` is over ``max_bytes`` of UTF-8."""
+    size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise PayloadTooLargeError(
-            f"the encoded arguments are {size:,} bytes, over the limit of {max_bytes:,} bytes; "
-            "store large data elsewhere and pass a reference, or raise max_payload_bytes"
+            f"{what} {size:,} bytes, over the limit of {max_bytes:,} bytes (max_payload_bytes); "
+            f"store large data elsewhere and {instead}"
         )
-    return text
 
 
 def encode_value(
@@ -157,12 +162,8 @@ def encode_value(
     if not _plain(value):
         _check(value, what)
     text = _ENCODER.encode(value)
-    size = len(text) if len(text) * 4 <= max_bytes else len(text.encode("utf-8"))
-    if size > max_bytes:
-        raise PayloadTooLargeError(
-            f"{what} is {size:,} bytes of JSON, over the limit of {max_bytes:,} bytes; "
-            "store large data elsewhere and return a reference"
-        )
+    if len(text) * 4 > max_bytes:
+        _limit(text, max_bytes, f"{what} is", "return a reference")
     return text
 
 
