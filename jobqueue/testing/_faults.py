@@ -19,7 +19,7 @@ from typing import Any
 from due_work_harness.worker_death import WorkerDied
 from sqlalchemy import Engine, event
 
-from jobqueue.testing._proxy import ReplyLosingProxy, client_port
+from jobqueue.testing._proxy import CuttableProxy, client_port
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
@@ -78,7 +78,7 @@ class _Watched:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.counters: list[tuple[CountedCommits, ReplyLosingProxy | None]] = []
+        self.counters: list[tuple[CountedCommits, CuttableProxy | None]] = []
         self.wrote: set[int] = set()
         dialect = engine.dialect
         self._commit, self._rollback = dialect.do_commit, dialect.do_rollback
@@ -145,7 +145,7 @@ def counting_commits(
     *,
     kill_after: int | None = None,
     lose_at: int | None = None,
-    proxy: ReplyLosingProxy | None = None,
+    proxy: CuttableProxy | None = None,
 ) -> Iterator[CountedCommits]:
     """Count writing commits on ``engines()``; die after commit ``kill_after``, or lose the
     reply to commit ``lose_at`` through ``proxy``."""

@@ -41,7 +41,7 @@ from jobqueue.settings import DEFAULT_DEAD_THRESHOLD
 from jobqueue.testing._active import active, delivery, recover, running, worker_pass
 from jobqueue.testing._faults import CountedCommits, counting_commits
 from jobqueue.testing._owners import Owners
-from jobqueue.testing._proxy import ReplyLosingProxy
+from jobqueue.testing._proxy import CuttableProxy
 from jobqueue.testing._selection import DueSelectionInspector
 from jobqueue.testing._worker_pass import WorkerPass, run_burst
 
@@ -59,7 +59,7 @@ class Harness:
     cwd: Path
     paths: list[Path] = field(default_factory=list)
     app_engines: list[Engine] = field(default_factory=list)
-    proxy: ReplyLosingProxy | None = None
+    proxy: CuttableProxy | None = None
 
     def engines(self) -> list[Engine]:
         """Every engine whose commits a worker makes: the queue's and the app's."""
@@ -107,7 +107,7 @@ def hosted(
     block; on PostgreSQL and MariaDB it connects through a proxy that can lose one reply."""
     proxy = None
     if lose_replies and make_url(database_url).host:  # a server on the network
-        proxy = ReplyLosingProxy(database_url)
+        proxy = CuttableProxy(database_url)
     queue = JobQueue(proxy.url if proxy is not None else database_url)
     harness = Harness(queue, database_url, list(apps), cwd or Path.cwd(), list(paths), proxy=proxy)
     host = Host(

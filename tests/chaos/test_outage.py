@@ -18,10 +18,10 @@ from sqlalchemy.engine import make_url
 
 from jobqueue import DatabaseUnavailableError, JobQueue
 from jobqueue.schema import RUNNING, SUCCEEDED
+from jobqueue.testing._proxy import CuttableProxy
 
 import ledger_jobs
 from backends import scale_factor
-from netcut import CuttableProxy
 from workers import FAST, kill_connections, summary, wait_until
 
 pytestmark = pytest.mark.chaos

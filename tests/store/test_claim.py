@@ -377,8 +377,7 @@ def test_a_registration_whose_commit_answer_is_lost_goes_on_as_registered(jq: Jo
 
     from jobqueue.database import Database
     from jobqueue.runtime.lifecycle import register_when_reachable
-
-    from netcut import CuttableProxy
+    from jobqueue.testing._proxy import CuttableProxy
 
     if jq.dialect == "sqlite":
         pytest.skip("SQLite is a local file: no answer can be lost on the way")

@@ -21,9 +21,9 @@ from jobqueue import (
     SerializationError,
     job,
 )
+from jobqueue.testing._proxy import CuttableProxy
 
 from backends import TestDatabase, scale_factor
-from netcut import CuttableProxy
 
 
 @job(name="tests.send_welcome", queue="mail", max_attempts=8)
