@@ -21,9 +21,11 @@ from jobqueue.store.claims import ClaimedJob
 _current_job: ContextVar[ClaimedJob | None] = ContextVar("jobqueue_current_job", default=None)
 #: The database the running job's attempt is recorded in (its steps are written there).
 _current_database: ContextVar[Database | None] = ContextVar("jobqueue_database", default=None)
-#: Set when this process stops gracefully: a job between durable steps is released at its next
-#: ``step`` call, one inside ``iterate`` at its next item (see :mod:`jobqueue.steps`).
-_stopping = threading.Event()
+#: The running worker's "stop at the next step" signal: set when it stops gracefully, a job
+#: between durable steps is released at its next ``step`` call, one inside ``iterate`` at its
+#: next item (see :mod:`jobqueue.steps`). Per worker, so one worker's stop never reaches a job
+#: run elsewhere in the process (``drain``, another worker).
+_current_stop: ContextVar[threading.Event | None] = ContextVar("jobqueue_stop", default=None)
 
 _global_failure_hooks: list[Callable[..., Any]] = []
 _global_retry_hooks: list[Callable[..., Any]] = []
@@ -80,28 +82,25 @@ def current_database() -> Database | None:
     return _current_database.get()
 
 
-def stop_at_next_step() -> None:
-    """This process is stopping: jobs with durable steps let go at their next boundary."""
-    _stopping.set()
-
-
-def resume_steps() -> None:
-    _stopping.clear()
-
-
 def stopping() -> bool:
-    return _stopping.is_set()
+    """Whether the worker running this job is stopping gracefully (see ``_current_stop``)."""
+    event = _current_stop.get()
+    return event is not None and event.is_set()
 
 
 @contextmanager
-def job_context(job: ClaimedJob, database: Database | None = None) -> Iterator[None]:
-    """Bind the job to the logging context and to :func:`current_job` while it runs, and the
-    database its attempt is recorded in (for durable steps)."""
+def job_context(
+    job: ClaimedJob, database: Database | None = None, stop: threading.Event | None = None
+) -> Iterator[None]:
+    """Bind the job to the logging context and to :func:`current_job` while it runs, and, for
+    durable steps, the database its attempt is recorded in and its worker's stop signal."""
     token = _current_job.set(job)
     database_token = _current_database.set(database)
+    stop_token = _current_stop.set(stop)
     with structlog.contextvars.bound_contextvars(**job.log_fields):
         try:
             yield
         finally:
+            _current_stop.reset(stop_token)
             _current_database.reset(database_token)
             _current_job.reset(token)

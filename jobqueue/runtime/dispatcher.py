@@ -37,6 +37,8 @@ class Dispatcher:
         self.in_flight = in_flight
         self.database = database
         self.process_id = process_id
+        #: Set by :meth:`stop_taking`: jobs with durable steps let go at their next boundary.
+        self.steps_stop = threading.Event()
         self._pool = JobThreads(threads, "jobqueue-job")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_finished = on_finished
@@ -50,7 +52,7 @@ class Dispatcher:
                 return
             current.begin(None)  # asyncio.timeout inside the job enforces its timeout
             future = asyncio.run_coroutine_threadsafe(
-                execution.run_async(job, self.database), self._event_loop()
+                execution.run_async(job, self.database, self.steps_stop), self._event_loop()
             )
             future.add_done_callback(lambda f: self._finish(current, _result(f, job)))
         else:
@@ -58,7 +60,9 @@ class Dispatcher:
             self._pool.submit(self._run_in_thread, current, timeout)
 
     def stop_taking(self) -> None:
-        """Drop queued jobs that have not started; running ones go on."""
+        """Drop queued jobs that have not started; running ones go on, and those with durable
+        steps let go at their next step or item (released, uncounted)."""
+        self.steps_stop.set()
         self._pool.shutdown()
 
     def close(self) -> None:
@@ -75,7 +79,7 @@ class Dispatcher:
             return
         log.debug("job_started", **current.job.log_fields)
         try:
-            outcome = execution.run_sync(current.job, self.database)
+            outcome = execution.run_sync(current.job, self.database, self.steps_stop)
         except BaseException as error:  # never leave a job running behind a live worker
             outcome = execution.decide_safely(current.job, error)
         self._finish(current, outcome)

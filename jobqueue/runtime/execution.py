@@ -71,17 +71,6 @@ class Outcome:
 SUCCESS = Outcome(SUCCEEDED)
 
 
-def worker_lost_error(job: ClaimedJob) -> str:
-    """The error record of an attempt whose process died or was declared dead."""
-    message = (
-        f"the process {job.claimed_by} running attempt {job.attempts} died or was declared "
-        "dead (no heartbeat), so the attempt was interrupted"
-    )
-    if not job.started:
-        message += " before its start was recorded; it is not counted as a failed attempt"
-    return ErrorRecord("jobqueue.WorkerLost", message).to_json()
-
-
 def resolve(job: ClaimedJob) -> tuple[JobDefinition, list[Any], dict[str, Any]]:
     """The registered definition and decoded arguments; raises for an unknown name or bad row."""
     definition = registry.get(job.name)
@@ -103,22 +92,26 @@ def invoke(
         raise
 
 
-def run_sync(job: ClaimedJob, database: Database | None = None) -> Outcome:
+def run_sync(
+    job: ClaimedJob, database: Database | None = None, stop: threading.Event | None = None
+) -> Outcome:
     """Run a job to completion in this thread (async jobs on a private event loop), in its
     trace span when OpenTelemetry is installed."""
     if not tracing.recording():
-        return _run_sync(job, database)
+        return _run_sync(job, database, stop)
     with tracing.processing(**_span_fields(job)) as span:
-        return _traced(span, _run_sync(job, database))
+        return _traced(span, _run_sync(job, database, stop))
 
 
-async def run_async(job: ClaimedJob, database: Database | None = None) -> Outcome:
+async def run_async(
+    job: ClaimedJob, database: Database | None = None, stop: threading.Event | None = None
+) -> Outcome:
     """Run an ``async def`` job on the current event loop, with its timeout, in its trace
     span when OpenTelemetry is installed."""
     if not tracing.recording():
-        return await _run_async(job, database)
+        return await _run_async(job, database, stop)
     with tracing.processing(**_span_fields(job)) as span:
-        return _traced(span, await _run_async(job, database))
+        return _traced(span, await _run_async(job, database, stop))
 
 
 def _span_fields(job: ClaimedJob) -> dict[str, Any]:
@@ -137,8 +130,8 @@ def _traced(span: Any, outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _run_sync(job: ClaimedJob, database: Database | None) -> Outcome:
-    with job_context(job, database):
+def _run_sync(job: ClaimedJob, database: Database | None, stop: threading.Event | None) -> Outcome:
+    with job_context(job, database, stop):
         try:
             definition, args, kwargs = resolve(job)
             target = definition.callable_for_run()
@@ -152,8 +145,10 @@ def _run_sync(job: ClaimedJob, database: Database | None) -> Outcome:
         return succeeded(job, value)
 
 
-async def _run_async(job: ClaimedJob, database: Database | None) -> Outcome:
-    with job_context(job, database):
+async def _run_async(
+    job: ClaimedJob, database: Database | None, stop: threading.Event | None
+) -> Outcome:
+    with job_context(job, database, stop):
         try:
             definition, args, kwargs = resolve(job)
             target = definition.callable_for_run()

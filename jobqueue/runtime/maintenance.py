@@ -18,12 +18,13 @@ from sqlalchemy import Connection
 
 from jobqueue.admin import Admin
 from jobqueue.database import Database
-from jobqueue.runtime.execution import worker_lost_error
+from jobqueue.error_record import ErrorRecord
 from jobqueue.runtime.host import hostname, pid_alive
 from jobqueue.runtime.lifecycle import register
 from jobqueue.runtime.scheduler import Scheduler
 from jobqueue.schema import FAILED, SUCCEEDED
 from jobqueue.store import attempts, counters, processes, semaphores
+from jobqueue.store.claims import ClaimedJob
 from jobqueue.store.processes import ProcessRow
 
 log = structlog.get_logger("jobqueue.maintenance")
@@ -69,6 +70,17 @@ def declare_dead(connection: Connection, *, threshold_seconds: float | None) -> 
             last_heartbeat_at=row.last_heartbeat_at.isoformat(),
         )
     return dead
+
+
+def worker_lost_error(job: ClaimedJob) -> str:
+    """The error record of an attempt whose process died or was declared dead."""
+    message = (
+        f"the process {job.claimed_by} running attempt {job.attempts} died or was declared "
+        "dead (no heartbeat), so the attempt was interrupted"
+    )
+    if not job.started:
+        message += " before its start was recorded; it is not counted as a failed attempt"
+    return ErrorRecord("jobqueue.WorkerLost", message).to_json()
 
 
 def rescue_orphans(database: Database) -> int:

@@ -17,7 +17,6 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from ulid import ULID
 
-from jobqueue import context
 from jobqueue.database import Database
 from jobqueue.db import mask_url, supports_notify
 from jobqueue.errors import JobQueueError
@@ -108,7 +107,6 @@ class Worker:
         # signal that arrived after the handlers were put back would kill it by the default
         # action (exit -15) instead of letting it exit 0.
         self.stop.signals.install()
-        context.resume_steps()  # a worker run again in this process starts afresh
         if not self._register():
             return self.stop.exit_code if self.stop.requested else EXIT_STARTUP_FAILED
         return self._run()
@@ -183,7 +181,6 @@ class Worker:
         """Prefetched jobs that have not started go back at once; running ones get the
         shutdown timeout to finish, then are handed back too; then this process deregisters."""
         self._dispatcher.stop_taking()
-        context.stop_at_next_step()  # durable steps let go at their next boundary
         self.in_flight.release(only_unstarted=True)
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self.in_flight.count() and not self.stop.now and time.monotonic() < deadline:

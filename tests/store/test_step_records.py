@@ -206,3 +206,30 @@ def test_step_names_are_unique_and_steps_outside_a_worker_just_run() -> None:
     with pytest.raises(RuntimeError, match="inside a worker"):
         step("tx", insert_order, 1, transaction=True)
     assert AttemptSupersededError.__mro__[1].__name__ == "JobQueueError"
+
+
+def test_a_stopping_workers_signal_reaches_only_the_jobs_it_runs(jq: JobQueue) -> None:
+    """A worker that stops gracefully releases its own jobs at their next step; a job run by
+    anything else in the same process (drain, another worker) is not affected. (It once was:
+    a process-wide flag left set by an in-process worker made drain release a job for ever.)"""
+    import threading
+
+    from jobqueue.runtime import execution
+    from jobqueue.runtime.execution import RELEASED
+    from jobqueue.runtime.lifecycle import register
+    from jobqueue.store import claims
+
+    first, second = pipeline.enqueue(2), pipeline.enqueue(3)
+    with jq.transaction() as connection:
+        register(connection, process_id="stopping-worker", kind="worker")
+    with jq.transaction() as connection:
+        (claimed,) = claims.claim_jobs(
+            connection, process_id="stopping-worker", queues=None, limit=1, now=datetime.now(UTC)
+        )
+    stop = threading.Event()
+    stop.set()
+    outcome = execution.run_sync(claimed, jq, stop)
+    assert claimed.id == first.id and outcome.status == RELEASED
+    assert calls == {}  # released before its first step ran
+    assert drain(jq) == {SUCCEEDED: 1}  # the other job, in this process, runs to the end
+    assert second.result() == {"rows": [0, 1, 2], "total": 3, "doubled": 6}
