@@ -128,6 +128,8 @@ class EnqueuedJob:
     jobqueue: Database | None = field(default=None, repr=False, compare=False)
     #: True when a unique job with the same key was already queued and is returned instead.
     existing: bool = False
+    #: In inline mode, (what the job returned,): it ran at enqueue and was never written.
+    inline_result: tuple[Any] | None = field(default=None, repr=False, compare=False)
 
     def fetch(self) -> JobRecord | None:
         """Read the job's current row (``None`` once it was pruned or rolled back)."""
@@ -148,6 +150,8 @@ class EnqueuedJob:
         not ended after ``timeout`` seconds, :class:`~jobqueue.errors.JobNotFoundError` if
         there is no such job. It polls the job's row, from every 20 ms up to every second.
         """
+        if self.inline_result is not None:
+            return self.inline_result[0]
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = _FIRST_POLL
         while True:
@@ -159,6 +163,8 @@ class EnqueuedJob:
 
     async def aresult(self, timeout: float | None = None) -> Any:
         """:meth:`result` for ``async`` code: the reads run in a thread, the waits on the loop."""
+        if self.inline_result is not None:
+            return self.inline_result[0]
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = _FIRST_POLL
         while True:

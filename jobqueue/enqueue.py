@@ -8,13 +8,12 @@ never silently dropped nor doubled.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
@@ -26,16 +25,18 @@ from jobqueue.database import Database
 from jobqueue.db import autocommit_options, mask_url
 from jobqueue.db_errors import commit_failed, is_deadlock, is_disconnect, operational_error
 from jobqueue.errors import DatabaseUnavailableError
-from jobqueue.registry import registry
 from jobqueue.schema import PENDING
-from jobqueue.serialization import decode_arguments, encode_arguments
+from jobqueue.serialization import encode_arguments
 from jobqueue.store import jobs as store
 
 if TYPE_CHECKING:
     from jobqueue.calls import AnySession
 
-#: Set by :func:`jobqueue.testing.inline`: enqueue runs the job at once, in-process.
-inline_mode: ContextVar[bool] = ContextVar("jobqueue_inline", default=False)
+#: Inline mode's runner, set by :func:`jobqueue.testing.inline`: enqueue hands it the rows
+#: instead of writing them, and it runs each job at once, in-process, returning their results.
+#: A callable, so the runner (which records durable steps) lives above this module.
+InlineRunner: TypeAlias = Callable[[Sequence[dict[str, Any]]], list[Any]]
+inline_mode: ContextVar[InlineRunner | None] = ContextVar("jobqueue_inline", default=None)
 
 
 def enqueue_calls(
@@ -80,9 +81,10 @@ def _write(
         for row in rows:
             row["trace_context"] = trace_context
     limits = [call.concurrency_limit for call in calls]
-    if inline_mode.get():
-        run_inline(rows)
-        return handles
+    runner = inline_mode.get()
+    if runner is not None:
+        results = runner(rows)
+        return [replace(h, inline_result=(r,)) for h, r in zip(handles, results, strict=True)]
     if session is not None:
         connection = session.connection()
     if connection is not None:
@@ -136,16 +138,6 @@ def _rows(
         )
         handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, database))
     return rows, handles
-
-
-def run_inline(rows: Sequence[dict[str, Any]]) -> None:
-    """Inline mode: run each job now, in this thread, letting its exceptions propagate."""
-    for row in rows:
-        definition = registry.get(row["name"])
-        args, kwargs = decode_arguments(row["args"])
-        result = definition.callable_for_run()(*args, **kwargs)
-        if definition.is_async:
-            asyncio.run(result)
 
 
 def _insert_alone(database: Database, row: dict[str, Any]) -> bool:

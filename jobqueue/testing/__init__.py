@@ -2,8 +2,9 @@
 
 ``inline()``: inside the block, enqueue runs each job at once in the calling thread (no
 database, no worker) and lets its exceptions propagate, for tests that only care about what a
-job does. ``drain()``: run every due job in-process, against the real database and through the
-same code path as a worker (claim, run, fenced write, retries), for tests that care about the
+job does; it yields the runs, with each job's result and what its durable steps recorded.
+``drain()``: run every due job in-process, against the real database and through the same code
+path as a worker (claim, run, fenced write, retries), for tests that care about the
 queue too.
 """
 
@@ -16,20 +17,29 @@ from datetime import UTC, datetime
 
 from ulid import ULID
 
+from jobqueue.database import Database
 from jobqueue.enqueue import inline_mode
 from jobqueue.queue import JobQueue, get_default_queue
 from jobqueue.runtime import execution
 from jobqueue.runtime.lifecycle import register
 from jobqueue.runtime.outcomes import Record, log_report, write_records
 from jobqueue.store import claims, processes
+from jobqueue.testing._inline import InlineRuns, runner
+
+__all__ = ["InlineRuns", "drain", "inline"]
 
 
 @contextmanager
-def inline() -> Iterator[None]:
-    """Run jobs at enqueue time, in-process, for the duration of the block."""
-    token = inline_mode.set(True)
+def inline(jobqueue: Database | None = None) -> Iterator[InlineRuns]:
+    """Run jobs at enqueue time, in-process, for the duration of the block; yields the list of
+    runs (:class:`~jobqueue.steps.InlineRun`: job id, name, result, and ``steps``: what each
+    durable step recorded). Steps run once each, iterations to the end, and sleeps return at
+    once. ``step(..., transaction=True)`` needs ``jobqueue``: its transaction is opened there.
+    A handle's ``result()`` returns what the job returned."""
+    runs = InlineRuns()
+    token = inline_mode.set(runner(runs, jobqueue))
     try:
-        yield
+        yield runs
     finally:
         inline_mode.reset(token)
 

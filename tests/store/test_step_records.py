@@ -21,7 +21,7 @@ from jobqueue import (
     step,
 )
 from jobqueue.schema import PENDING, SUCCEEDED, job_steps
-from jobqueue.testing import drain
+from jobqueue.testing import drain, inline
 
 from workers import wait_until
 
@@ -100,6 +100,22 @@ def test_a_transactional_steps_writes_commit_with_its_record_once(jq: JobQueue) 
         assert handle.result() == 7
         with jq.transaction(read_only=True) as connection:
             assert connection.execute(text("SELECT id FROM step_orders")).scalars().all() == [7]
+    finally:
+        with jq.transaction() as connection:
+            connection.execute(text("DROP TABLE step_orders"))
+
+
+def test_inline_mode_runs_a_transactional_step_in_the_given_database(jq: JobQueue) -> None:
+    with jq.transaction() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS step_orders"))
+        connection.execute(text("CREATE TABLE step_orders (id INTEGER PRIMARY KEY)"))
+    try:
+        with inline(jobqueue=jq) as runs:
+            handle = transactional.enqueue(9)
+        assert handle.result() == 9 and runs[0].steps == {"insert": 9}
+        with jq.transaction(read_only=True) as connection:
+            assert connection.execute(text("SELECT id FROM step_orders")).scalars().all() == [9]
+            assert connection.execute(job_steps.select()).all() == []  # recorded in memory only
     finally:
         with jq.transaction() as connection:
             connection.execute(text("DROP TABLE step_orders"))

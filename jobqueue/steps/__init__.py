@@ -11,7 +11,9 @@ step added in the middle of a job's code leaves the recorded ones valid.
 Each record is fenced like every write of an attempt (see :mod:`jobqueue.store.steps`): an
 execution whose attempt was rescued records nothing, and stops with
 :class:`~jobqueue.errors.AttemptSupersededError`. Outside a worker (a direct call, inline
-mode) steps simply run, iterations go to the end and sleeps return at once.
+mode) steps simply run, iterations go to the end and sleeps return at once; in inline mode
+(:func:`jobqueue.testing.inline`) each value is also recorded, in memory, on the job's
+:class:`InlineRun`, by the same JSON rules, so a test sees what a worker would have recorded.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ from jobqueue.database import Database
 from jobqueue.errors import AttemptSupersededError
 from jobqueue.retry import ReleaseAtStep, SleepUntil
 from jobqueue.serialization import decode_value, encode_value
+from jobqueue.steps.inline import InlineRun, inline_run, record_inline, running_inline, step_outside
 from jobqueue.store import steps as store
 from jobqueue.store.claims import ClaimedJob
 from jobqueue.store.steps import StepRecord
+
+__all__ = ["InlineRun", "durable_sleep", "iterate", "running_inline", "step"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -68,9 +73,7 @@ def step(
     """
     held = _attempt(name)
     if held is None:
-        if transaction:
-            raise RuntimeError(f"step {name!r} with transaction=True runs only inside a worker")
-        return fn(*args, **kwargs)
+        return step_outside(name, fn, args, kwargs, transaction=transaction)
     job, database, run = held
     recorded = run.recorded.get(name)
     if recorded is not None and recorded.done:
@@ -102,16 +105,22 @@ def iterate(
     first. A run that dies resumes after the last saved cursor, so an item is handled again
     only if it came after it. A finished iteration is a finished step: it yields nothing again.
     """
+    items, seconds = _saving_policy(every)
     held = _attempt(name)
     if held is None:
-        yield from source(None)
+        inline = inline_run(name)
+        cursor = None
+        for item in source(None):
+            yield item
+            cursor = key(item)
+        if inline is not None:
+            record_inline(inline, name, cursor, f"the cursor of iteration {name!r}")
         return
     job, database, run = held
     recorded = run.recorded.get(name)
     if recorded is not None and recorded.done:
         return
     cursor = _decoded(recorded.value) if recorded is not None else None
-    items, seconds = _saving_policy(every)
     unsaved, saved_at = 0, time.monotonic()
     for item in source(cursor):
         if stopping():
@@ -131,6 +140,10 @@ def durable_sleep(name: str, until: timedelta | datetime) -> None:
     due it runs again from the top, its finished steps returning their records, past here."""
     held = _attempt(name)
     if held is None:
+        wake_at = _wake_time(until)  # bad input is an error everywhere
+        inline = inline_run(name)
+        if inline is not None:
+            inline.steps[name] = wake_at.isoformat()
         return
     job, database, run = held
     recorded = run.recorded.get(name)
