@@ -20,7 +20,7 @@ from jobqueue import (
     job,
     step,
 )
-from jobqueue.schema import PENDING, SUCCEEDED, job_steps
+from jobqueue.schema import BLOCKED, PENDING, SUCCEEDED, job_steps
 from jobqueue.testing import drain, inline
 
 from workers import wait_until
@@ -184,6 +184,30 @@ def test_durable_sleep_ends_the_run_uncounted_and_resumes_past_itself(jq: JobQue
     assert handle.result() == "early late"
     assert calls == {"before": 1, "after": 1}
     assert handle.fetch().failed_attempts == 0  # type: ignore[union-attr]
+
+
+@job(name="steps.exclusive_nap", concurrency_limit=1, concurrency_key="account-1")
+def exclusive_nap(tag: str) -> str:
+    step("debit", counted, f"debit-{tag}", None)
+    durable_sleep("settle", timedelta(seconds=0.3))
+    step("credit", counted, f"credit-{tag}", None)
+    return tag
+
+
+def test_a_sleeping_job_keeps_its_concurrency_slot(jq: JobQueue) -> None:
+    """The limit is on jobs in progress, and a job between its steps is in progress: while the
+    first job of the key sleeps, the second stays blocked, so their steps never interleave."""
+    first = exclusive_nap.enqueue("a")
+    second = exclusive_nap.enqueue("b")
+    assert second.fetch().status == BLOCKED  # type: ignore[union-attr]
+    assert drain(jq) == {"sleeping": 1}
+    assert (first.fetch().status, second.fetch().status) == (PENDING, BLOCKED)  # type: ignore[union-attr]
+    wait_until(lambda: drain(jq, max_jobs=1) == {SUCCEEDED: 1}, 30, "the first job to finish")
+    assert first.result() == "a"
+    assert calls == {"debit-a": 1, "credit-a": 1}  # b had not begun
+    assert drain(jq) == {"sleeping": 1}  # the slot passed to b
+    wait_until(lambda: drain(jq) == {SUCCEEDED: 1}, 30, "the second job to finish")
+    assert second.result() == "b"
 
 
 @job(name="steps.superseded", backoff=0, max_attempts=2)
