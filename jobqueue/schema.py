@@ -42,7 +42,7 @@ STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {
@@ -54,6 +54,12 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+#: Every table on MySQL/MariaDB: InnoDB (row locks, SKIP LOCKED), binary collation (exact ids).
+MYSQL_TABLE: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -182,9 +188,7 @@ job_queue = Table(
         "id",
         **_where_set("concurrency_key"),
     ),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
-    mysql_collate="utf8mb4_bin",
+    **MYSQL_TABLE,
 )
 
 job_processes = Table(
@@ -201,9 +205,7 @@ job_processes = Table(
     Column("last_heartbeat_at", UTCDateTime(), nullable=False),
     Index("ix_job_processes_heartbeat", "last_heartbeat_at"),
     Index("ix_job_processes_supervisor", "supervisor_id"),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
-    mysql_collate="utf8mb4_bin",
+    **MYSQL_TABLE,
 )
 
 # Queues an operator paused: workers claim nothing from them; enqueue still works.
@@ -212,9 +214,7 @@ job_queue_pauses = Table(
     metadata,
     Column("queue", String(100), primary_key=True),
     Column("paused_at", UTCDateTime(), nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
-    mysql_collate="utf8mb4_bin",
+    **MYSQL_TABLE,
 )
 
 # Outcome counters per minute, queue and process, updated in the transaction that records the
@@ -230,9 +230,7 @@ job_stats = Table(
     Column("retried", Integer, nullable=False, server_default=text("0")),
     Column("failed", Integer, nullable=False, server_default=text("0")),
     Column("discarded", Integer, nullable=False, server_default=text("0")),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
-    mysql_collate="utf8mb4_bin",
+    **MYSQL_TABLE,
 )
 
 # Cooperative cancellation of running jobs: the worker tells the job, which may stop early.
@@ -241,9 +239,7 @@ job_cancellations = Table(
     metadata,
     Column("job_id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
     Column("requested_at", UTCDateTime(), nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
-    mysql_collate="utf8mb4_bin",
+    **MYSQL_TABLE,
 )
 
 # Concurrency limits: ``held`` slots of ``max_running`` for each key. A job holds a slot from the
@@ -254,9 +250,7 @@ job_semaphores = Table(
     Column("key", String(255), primary_key=True),
     Column("max_running", Integer, nullable=False),
     Column("held", Integer, nullable=False, server_default=text("0")),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
-    mysql_collate="utf8mb4_bin",
+    **MYSQL_TABLE,
 )
 
 # One row per fired occurrence of a recurring task: the primary key makes each occurrence
@@ -267,9 +261,7 @@ job_recurring_runs = Table(
     Column("task", String(255), primary_key=True),
     Column("fire_at", UTCDateTime(), primary_key=True),
     Column("job_id", String(26), nullable=True),  # NULL: a baseline, seen but not run
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
-    mysql_collate="utf8mb4_bin",
+    **MYSQL_TABLE,
 )
 
 # Durable steps (jobqueue.steps): a job's completed steps, keyed by name, so a later attempt
@@ -284,7 +276,17 @@ job_steps = Table(
     Column("done", Boolean, nullable=False),
     Column("value", LongText, nullable=True),
     Column("recorded_at", UTCDateTime(), nullable=False),
-    mysql_engine="InnoDB",
-    mysql_charset="utf8mb4",
-    mysql_collate="utf8mb4_bin",
+    **MYSQL_TABLE,
+)
+
+# The attempt history (jobqueue.store.history): each counted failed attempt's error and process.
+job_errors = Table(
+    "job_errors",
+    metadata,
+    Column("job_id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
+    Column("attempt", Integer, primary_key=True, autoincrement=False),
+    Column("process_id", String(26), nullable=False),
+    Column("error", LongText, nullable=False),
+    Column("failed_at", UTCDateTime(), nullable=False),
+    **MYSQL_TABLE,
 )

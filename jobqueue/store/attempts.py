@@ -27,6 +27,7 @@ from jobqueue.schema import (
 )
 from jobqueue.store.claims import CLAIM_COLUMNS, ClaimedJob
 from jobqueue.store.dialect import is_mysql
+from jobqueue.store.history import record_failed_attempt
 
 _P_PROCESS = bindparam("process_id", type_=String())
 _P_NOW = bindparam("now", type_=UTCDateTime())
@@ -115,7 +116,7 @@ def record_failure(
         values: dict[str, Any] = {"status": PENDING, "scheduled_for": retry_at}
     else:
         values = {"status": final_status, "finished_at": now, "unique_key": None}
-    return _count_failure(connection, job, values, error)
+    return _count_failure(connection, job, values, error, now)
 
 
 def snooze(connection: Connection, job: ClaimedJob, *, error: str, until: datetime) -> bool:
@@ -141,15 +142,27 @@ def put_to_sleep(connection: Connection, job: ClaimedJob, *, until: datetime) ->
 
 
 def _count_failure(
-    connection: Connection, job: ClaimedJob, values: dict[str, Any], error: str
+    connection: Connection, job: ClaimedJob, values: dict[str, Any], error: str, now: datetime
 ) -> bool:
+    """The one place a failed attempt is counted: on the row, and (when the fenced write took
+    effect) in the attempt history, in the same transaction."""
     values["last_error"] = error
     values["failed_attempts"] = job_queue.c.failed_attempts + 1
     result = connection.execute(
         update(job_queue).where(*FENCE).values(**values),
         fence_params(job.claimed_by, [job.fence]),
     )
-    return bool(result.rowcount == 1)
+    if result.rowcount != 1:
+        return False
+    record_failed_attempt(
+        connection,
+        job_id=job.id,
+        attempt=job.attempts,
+        process_id=job.claimed_by,
+        error=error,
+        now=now,
+    )
+    return True
 
 
 def release_jobs(
@@ -226,7 +239,7 @@ def rescue_job(connection: Connection, job: ClaimedJob, *, error: str, now: date
     else:
         # scheduled_for is kept: it was due, so the rescued job is first in line.
         status, values = PENDING, {"status": PENDING}
-    return status if _count_failure(connection, job, values, error) else None
+    return status if _count_failure(connection, job, values, error, now) else None
 
 
 _START_UNRECORDED = or_(

@@ -33,6 +33,7 @@ from jobqueue.schema import (
     job_queue_pauses,
     job_semaphores,
 )
+from jobqueue.store.history import delete_history
 from jobqueue.store.jobs import notify_enqueued
 from jobqueue.store.semaphores import acquire_slot, release_slots
 from jobqueue.store.steps import delete_steps, drop_steps_from
@@ -169,6 +170,7 @@ def discard(connection: Connection, job_ids: Sequence[str]) -> set[str]:
         delete(job_cancellations).where(job_cancellations.c.job_id.in_(list(deleted)))
     )
     delete_steps(connection, sorted(deleted))
+    delete_history(connection, sorted(deleted))
     return deleted
 
 
@@ -187,6 +189,7 @@ def prune_batch(connection: Connection, *, status: str, cutoff: datetime, limit:
         )
         connection.execute(delete(job_cancellations).where(job_cancellations.c.job_id.in_(ids)))
         delete_steps(connection, ids)
+        delete_history(connection, ids)
     return len(ids)
 
 

@@ -37,6 +37,7 @@ still finish that job, and the rescue then has nothing to do.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
@@ -68,6 +69,7 @@ from jobqueue.schema import (
     SUCCEEDED,
     TERMINAL_STATUSES,
     job_cancellations,
+    job_errors,
     job_steps,
     metadata,
 )
@@ -146,6 +148,7 @@ class JobStateMachine(RuleBasedStateMachine):
         self.reopened: set[str] = set()  # ids the operator retried in the current step
         self.previous: dict[str, JobRecord] = {}  # the rows after the previous step
         self.previous_steps: dict[tuple[str, str], StepRow] = {}  # job_steps, likewise
+        self.previous_history: Counter[str] = Counter()  # job_errors rows per job, likewise
         self.sequence = 0
         self.step_clock = _now()  # recorded_at of the last step: each later one is later
 
@@ -163,6 +166,10 @@ class JobStateMachine(RuleBasedStateMachine):
             (r["job_id"], r["name"]): (r["attempt"], bool(r["done"]), r["value"], r["recorded_at"])
             for r in rows
         }
+
+    def _history(self) -> Counter[str]:
+        with self.jq.transaction(read_only=True) as connection:
+            return Counter(connection.execute(select(job_errors.c.job_id)).scalars())
 
     def _expected_steps(self) -> dict[tuple[str, str], StepRow]:
         return {
@@ -546,7 +553,16 @@ class JobStateMachine(RuleBasedStateMachine):
         cancellations, steps = self._side_rows()
         assert cancellations == self.cancel_requested
         assert steps == self._expected_steps(), "the job_steps rows differ from the model"
-        self.previous, self.previous_steps = rows, steps
+        history = self._history()
+        for job_id, row in rows.items():
+            # One history row per counted failure, written by the write that counted it: an
+            # operator retry zeroes failed_attempts but keeps the history.
+            before = self.previous.get(job_id)
+            counted = row.failed_attempts - (before.failed_attempts if before else 0)
+            added = history[job_id] - self.previous_history[job_id]
+            assert added == max(counted, 0), f"{job_id}: {added} history rows for {counted}"
+        assert set(history) <= set(rows), "history rows of a job that is gone"
+        self.previous, self.previous_steps, self.previous_history = rows, steps, history
         self.reopened = set()
 
 
