@@ -5,6 +5,7 @@ Any test that uses ``jq`` or ``backend`` runs once on each of SQLite, PostgreSQL
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +31,10 @@ from backends import (
     required_backends,
 )
 from workers import ledger, work  # noqa: F401 - fixtures shared by the process tiers
+
+# tests/django_tier runs in its own Python >= 3.12 environment with Django 6 (started by
+# tests/test_django_tier.py); where Django is not installed, it is not collected here.
+collect_ignore = [] if importlib.util.find_spec("django") else ["django_tier"]
 
 _backend_use: Counter[str] = Counter()
 _unavailable: dict[str, str] = {}

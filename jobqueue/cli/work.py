@@ -16,6 +16,7 @@ Command-line ``--queues/--processes/--threads`` replace the declared groups with
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,9 @@ from jobqueue.recurring import tasks_from_settings
 from jobqueue.registry import registry
 from jobqueue.runtime.supervisor import Supervisor, SupervisorSettings
 from jobqueue.settings import DEFAULT_THREADS, WorkerSettings, timing_from_environment
+
+#: The app ``--django-settings`` adds (jobqueue.contrib.django.boot).
+DJANGO_APP = "jobqueue.contrib.django.boot"
 
 
 def add_work_parser(commands: Any) -> None:
@@ -42,6 +46,12 @@ def add_work_parser(commands: Any) -> None:
         help="module that defines jobs (repeatable; default: [tool.jobqueue] apps)",
     )
     work.add_argument("--database-url", metavar="URL", help="database URL")
+    work.add_argument(
+        "--django-settings",
+        metavar="MODULE",
+        help="run Django tasks: set Django up with these settings in every worker process "
+        "(default database: the jobqueue TASKS backend's; needs 'jobqueue[django]')",
+    )
     work.add_argument("--queues", help="comma-separated queues in claim order; * = all (default)")
     work.add_argument("--processes", type=int, help="worker processes (default 1)")
     work.add_argument(
@@ -223,6 +233,12 @@ def _retention(args: argparse.Namespace, project: dict[str, Any]) -> timedelta:
 
 
 def cmd_work(args: argparse.Namespace) -> int:
+    if args.django_settings:
+        # The Django integration is an app like any other: importing it sets Django up (here,
+        # and in each worker process) and names its tasks backend's database, unless given.
+        os.environ["DJANGO_SETTINGS_MODULE"] = args.django_settings
+        args.app = [DJANGO_APP, *args.app]
+        import_apps([DJANGO_APP])
     settings = build_settings(args)
     # Import the apps here too, so a typo fails now with one clear line, not in every child.
     import_apps(settings.groups[0][0].apps)

@@ -1,0 +1,157 @@
+"""Django's tasks API on jobqueue, through Django's public API only: every feature flag, results
+read back from another process's work, failures with their tracebacks, transactions, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.tasks import TaskResultStatus, task_backends
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.test import Client
+from django.utils import timezone
+from shop.models import Order
+from shop.tasks import add, always_fails, async_double, confirm_order, die_once, which_attempt
+from ulid import ULID
+
+Work = Callable[..., Any]
+
+
+def test_the_backend_supports_every_feature() -> None:
+    backend = task_backends["default"]
+    assert (
+        backend.supports_defer,
+        backend.supports_async_task,
+        backend.supports_get_result,
+        backend.supports_priority,
+    ) == (True, True, True, True)
+
+
+def test_a_task_runs_in_a_worker_and_its_result_is_read_back(work: Work) -> None:
+    result = add.enqueue(2, 3)
+    assert result.status == TaskResultStatus.READY
+    assert str(ULID.from_str(result.id)) == result.id  # the job's ULID
+    fetched = add.get_result(result.id)
+    assert (fetched.status, fetched.args, fetched.attempts) == (TaskResultStatus.READY, [2, 3], 0)
+    work()
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == 5
+    assert result.attempts == 1 and len(result.worker_ids[0]) == 26
+    assert result.enqueued_at <= result.started_at <= result.finished_at  # type: ignore[operator]
+    assert result.errors == []
+
+
+def test_async_tasks_and_the_async_api(work: Work) -> None:
+    result = asyncio.run(async_double.aenqueue(21))
+    work()
+    fetched = asyncio.run(async_double.aget_result(result.id))
+    assert (fetched.status, fetched.return_value) == (TaskResultStatus.SUCCESSFUL, 42)
+    asyncio.run(result.arefresh())
+    assert result.return_value == 42
+
+
+def work_until_finished(work: Work, result: Any) -> None:
+    """Burst workers until the task has finished (a retry waits for its backoff)."""
+    deadline = time.monotonic() + 120
+    while True:
+        work()
+        result.refresh()
+        if result.is_finished:
+            return
+        assert time.monotonic() < deadline, f"{result.id} is still {result.status}"
+        time.sleep(0.2)  # the retry's backoff, not a stand-in for a condition
+
+
+def test_failures_are_retried_then_failed_with_each_traceback(work: Work) -> None:
+    result = always_fails.enqueue()
+    work_until_finished(work, result)
+    assert result.status == TaskResultStatus.FAILED  # MAX_ATTEMPTS = 2: both used
+    assert [e.exception_class_path for e in result.errors] == ["builtins.LookupError"] * 2
+    assert all("nothing here" in e.traceback and "Traceback" in e.traceback for e in result.errors)
+    assert result.errors[0].exception_class is LookupError
+    assert result.attempts == 2
+    with pytest.raises(ValueError, match="failed"):
+        _ = result.return_value
+
+
+def test_a_task_with_context_sees_its_attempt(work: Work) -> None:
+    result = which_attempt.enqueue(fail_first=True)
+    work_until_finished(work, result)
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == {"attempt": 2, "id": result.id}
+    assert [e.exception_class_path for e in result.errors] == ["builtins.RuntimeError"]
+
+
+def test_priority_orders_the_work_and_run_after_defers_it(work: Work) -> None:
+    later = add.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(1, 1)
+    low = add.using(priority=-50).enqueue(1, 2)
+    high = add.using(priority=50).enqueue(1, 3)
+    work("--threads", "1", "--prefetch", "0")  # one claim at a time, in priority order
+    finished = {r.id: add.get_result(r.id) for r in (later, low, high)}
+    assert finished[later.id].status == TaskResultStatus.READY  # not due yet
+    assert finished[high.id].started_at < finished[low.id].started_at  # type: ignore[operator]
+    assert finished[high.id].task.priority == 50
+
+
+def test_an_enqueue_commits_and_rolls_back_with_the_atomic_block(work: Work) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Order.objects.create(reference="rolled-back")
+        gone = confirm_order.enqueue("rolled-back")
+        raise RuntimeError("roll back")
+    with pytest.raises(TaskResultDoesNotExist):
+        confirm_order.get_result(gone.id)
+    with transaction.atomic():
+        Order.objects.create(reference="kept")
+        kept = confirm_order.enqueue("kept")
+    work()
+    assert confirm_order.get_result(kept.id).status == TaskResultStatus.SUCCESSFUL
+    assert Order.objects.get(reference="kept").confirmations == 1  # exactly one run
+    assert not Order.objects.filter(reference="rolled-back").exists()
+
+
+def test_the_example_view_enqueues_in_its_transaction(work: Work) -> None:
+    client = Client(raise_request_exception=False)
+    assert client.post("/orders/", {"reference": "A-1"}).status_code == 201
+    assert client.post("/orders/", {"reference": "A-2", "fail": "1"}).status_code == 500
+    work()
+    assert list(Order.objects.values_list("reference", "confirmed", "confirmations")) == [
+        ("A-1", True, 1)
+    ]
+
+
+def test_a_raising_task_finished_receiver_leaves_the_task_successful(work: Work) -> None:
+    result = add.enqueue(1, 1)  # shop.tasks connects a receiver that raises for "add"
+    done = work()
+    result.refresh()
+    assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 2)
+    assert "django_task_signal_receiver_failed" in done.stdout + done.stderr
+
+
+def test_a_worker_killed_mid_task_is_recovered_and_the_task_succeeds(
+    work: Work, tmp_path: Path
+) -> None:
+    result = die_once.enqueue(str(tmp_path / "died"))
+    work("--dead-threshold", "5", "--heartbeat-interval", "1", timeout=180)
+    result.refresh()
+    assert (tmp_path / "died").exists()  # it did die once
+    assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, "survived")
+
+
+def test_bad_input_is_refused_with_the_reason() -> None:
+    with pytest.raises(TaskResultDoesNotExist):
+        add.get_result("not-an-id")
+    with pytest.raises(TaskResultDoesNotExist):
+        add.get_result(str(ULID()))
+    with pytest.raises(InvalidTask, match="Queue"):
+        add.using(queue_name="nowhere").enqueue(1, 2)
+    with pytest.raises(InvalidTask, match=r"JSON|serializ"):
+        add.enqueue(object(), 1)
+    with pytest.raises(InvalidTask, match="argument"):
+        add.enqueue(1, 2, 3)
