@@ -1,7 +1,8 @@
 """The Django tier (tests/django_tier against examples/django_site): Django 6 needs Python >=
 3.12, so it runs in a virtualenv of its own under such an interpreter (pyenv's, or python3.12/
 python3.13 on PATH), installed from this checkout with the ``django`` extra and pytest-django,
-once on SQLite and once on PostgreSQL. Without such an interpreter it skips, visibly; CI sets
+on SQLite, PostgreSQL and MariaDB (Django's MySQL backend runs on mysqlclient, built against
+libmariadb-dev, which .ci/run installs). Without such an interpreter it skips, visibly; CI sets
 JOBQUEUE_REQUIRE_DJANGO=1 so that it fails instead."""
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def django_python() -> str:
             "install",
             "-q",
             "-e",
-            f"{REPO}[postgres,django]",
+            f"{REPO}[postgres,mysql,django]",
             "pytest>=8",
             "pytest-django>=4.9",
         ],
@@ -64,15 +65,33 @@ def django_python() -> str:
     return str(python)
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def _mysqlclient(python: str) -> str | None:
+    """Install mysqlclient (Django's MySQL driver, a C extension) into the tier's venv; the
+    reason it cannot be, or None."""
+    done = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "mysqlclient>=2.2.1"], capture_output=True, text=True
+    )
+    if done.returncode == 0:
+        return None
+    return (
+        "mysqlclient cannot be built here (needs libmariadb-dev and pkg-config): "
+        + (done.stderr.strip().splitlines() or ["no output"])[-1]
+    )
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql", "mysql"])
 def test_the_django_tier(django_python: str, database: str, tmp_path: Path) -> None:
-    if database == "postgresql":
+    if database != "sqlite":
         try:
             create_database(database, tmp_path).drop()  # is the server there?
         except BackendUnavailable as error:
             if database in required_backends():
                 pytest.fail(str(error))
             pytest.skip(str(error))
+    if database == "mysql" and (reason := _mysqlclient(django_python)) is not None:
+        if database in required_backends():
+            pytest.fail(reason)
+        pytest.skip(reason)
     name = (
         str(tmp_path / "site.sqlite3") if database == "sqlite" else f"jq_dj_{uuid.uuid4().hex[:10]}"
     )
