@@ -7,6 +7,7 @@ of the ``default`` tasks backend unless ``--database-url`` says otherwise); ever
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -18,7 +19,10 @@ class Command(BaseCommand):
     help = "jobqueue's command line (work, migrate, jobs, queues, ...) for this Django project"
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("args", nargs="*", help="jobrunner's arguments, e.g. work --threads 4")
+        # Everything from jobrunner's command on is jobrunner's, options included.
+        parser.add_argument(
+            "args", nargs=argparse.REMAINDER, help="jobrunner's arguments, e.g. work --threads 4"
+        )
 
     def run_from_argv(self, argv: list[str]) -> None:
         # jobrunner parses its own options: everything after 'jobrunner' is passed through.
@@ -28,7 +32,8 @@ class Command(BaseCommand):
         if status:
             raise SystemExit(status)
 
-    def handle(self, *args: Any, **options: Any) -> None:  # pragma: no cover - call_command
+    def handle(self, *args: Any, **options: Any) -> None:
+        """``call_command('jobrunner', 'work', '--burst')``: the same, from code."""
         from jobqueue.cli.main import main
 
         status = main(jobrunner_arguments(list(args)))
