@@ -4,6 +4,9 @@ read back from another process's work, failures with their tracebacks, transacti
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SITE
 from django.db import transaction
 from django.tasks import TaskResultStatus, task_backends
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -155,3 +159,50 @@ def test_bad_input_is_refused_with_the_reason() -> None:
         add.enqueue(object(), 1)
     with pytest.raises(InvalidTask, match="argument"):
         add.enqueue(1, 2, 3)
+
+
+def test_jobrunner_work_with_django_settings_runs_the_tasks() -> None:
+    """``jobrunner work --django-settings`` (not manage.py): Django is set up in the worker,
+    and the tasks backend's database is found from the settings."""
+    result = add.enqueue(20, 22)
+    done = subprocess.run(
+        [sys.executable, "-m", "jobqueue", "work", "--burst", "--django-settings",
+         "site_config.settings"],
+        cwd=SITE,
+        env={**os.environ, "PYTHONPATH": str(SITE)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result.refresh()
+    assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 42)
+
+
+def test_the_system_check_warns_while_the_schema_is_behind(tmp_path: Path) -> None:
+    from django.core import checks
+    from django.test import override_settings
+
+    assert [m for m in checks.run_checks(databases=["default"]) if m.id == "jobqueue.W001"] == []
+    empty = {
+        "BACKEND": "jobqueue.contrib.django.JobQueueBackend",
+        "OPTIONS": {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}"},
+    }
+    with override_settings(TASKS={"default": empty}):
+        warnings = [m for m in checks.run_checks(databases=["default"]) if m.id == "jobqueue.W001"]
+    assert len(warnings) == 1 and "jobrunner migrate" in (warnings[0].hint or "")
+
+
+def test_without_a_database_option_jobqueues_own_resolution_applies(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from django.test import override_settings
+
+    url = f"sqlite:///{tmp_path / 'own.sqlite3'}"
+    monkeypatch.setenv("JOBQUEUE_DATABASE_URL", url)
+    plain = {"BACKEND": "jobqueue.contrib.django.JobQueueBackend"}
+    with override_settings(TASKS={"default": plain}):
+        assert task_backends["default"].url == url
+    bad = override_settings(TASKS={"default": {**plain, "OPTIONS": {"MAX_ATTEMPTS": 0}}})
+    with pytest.raises(InvalidTask, match="MAX_ATTEMPTS"), bad:
+        task_backends["default"]  # building the backend checks its options

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.core import checks
 from django.db import connections
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
@@ -154,21 +153,6 @@ class JobQueueBackend(BaseTaskBackend):
                 raise TaskResultDoesNotExist(result_id)
             history = failed_attempts(connection, row.id)
         return task_result(row, history, alias=self.alias)
-
-    def check(self, **kwargs: Any) -> list[Any]:
-        """A warning while jobqueue's schema is missing or behind in the backend's database."""
-        try:
-            self.jobqueue.verify_schema()
-        except JobQueueError as error:
-            return [
-                checks.Warning(
-                    f"jobqueue's tables for the tasks backend {self.alias!r} are not current: "
-                    f"{error}",
-                    hint="run `python manage.py jobrunner migrate`",
-                    id="jobqueue.W001",
-                )
-            ]
-        return []
 
 
 def _plausible(result_id: object) -> bool:
