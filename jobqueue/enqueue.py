@@ -152,20 +152,22 @@ def _insert_alone(database: Database, row: dict[str, Any]) -> bool:
     if options is None:
         return False
     wake = row["scheduled_for"] <= datetime.now(UTC)
-    for attempt in (1, 2, 3):
+    for _attempt in (1, 2, 3):
         with database.connect() as pooled:
             connection = pooled.execution_options(**options)
             try:
                 with connection.begin():
                     store.insert_alone(connection, row, wake=wake)
                 return True
-            except DBAPIError as error:
-                lost = is_disconnect(error)
-                if attempt == 3 or not (lost or is_deadlock(error)):
-                    raise operational_error(database.engine, error) from error
+            except DBAPIError as caught:
+                error, lost = caught, is_disconnect(caught)
+                if not (lost or is_deadlock(caught)):
+                    raise operational_error(database.engine, caught) from caught
+        # A statement lost on its way back may have committed, the last try's too: look
+        # before saying no (an unreadable table says "unknown", see _written).
         if lost and _written(database, row["id"]):
             return True
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise operational_error(database.engine, error) from error
 
 
 def _written(database: Database, job_id: str) -> bool:
