@@ -27,7 +27,6 @@ from jobqueue.config import resolve_database_url
 from jobqueue.contrib.django import borrowed, running
 from jobqueue.contrib.django.results import task_result
 from jobqueue.contrib.django.tasks import register_task
-from jobqueue.errors import JobQueueError
 from jobqueue.options import MAX_NAME_LENGTH, validate_queue_name
 from jobqueue.queue import JobQueue
 from jobqueue.store.history import failed_attempts
@@ -124,7 +123,10 @@ class JobQueueBackend(BaseTaskBackend):
             )
             with borrowed.atomic_connection(queue.database_url) as connection:
                 (handle,) = queue.enqueue_many([call], connection=connection)
-        except (JobQueueError, ValueError, TypeError) as error:
+        except (ValueError, TypeError) as error:
+            # Bad input (arguments, JSON, size, time): jobqueue's errors for it are ValueError
+            # or TypeError. An outage or a missing schema is not the task's fault: it stays
+            # DatabaseUnavailableError / SchemaError.
             raise InvalidTask(f"{task.module_path}: {error}") from error
         now = datetime.now(UTC)
         result = TaskResult(
