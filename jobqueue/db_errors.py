@@ -110,9 +110,21 @@ def is_misconfiguration(error: BaseException) -> bool:
     return False
 
 
+#: PostgreSQL's "the server ended this session" errors (admin_shutdown, crash_shutdown): sent
+#: by a backend told to quit (``pg_ctl stop/restart -m immediate``, another backend crashing),
+#: possibly after its COMMIT reached the disk and before the answer was sent, so the request's
+#: fate is as unknown as on a cut connection, which the driver may not have noticed yet.
+_SESSION_ENDED = ("57P01", "57P02")
+
+
 def is_disconnect(error: BaseException) -> bool:
-    """True for errors that mean the connection was lost (the pool has dropped it)."""
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+    """True for errors that mean the connection was lost: the pool has dropped it, or the
+    server said it is ending the session (:data:`_SESSION_ENDED`)."""
+    if not isinstance(error, DBAPIError):
+        return False
+    return bool(error.connection_invalidated) or (
+        getattr(error.orig, "sqlstate", None) in _SESSION_ENDED
+    )
 
 
 def is_deadlock(error: BaseException) -> bool:

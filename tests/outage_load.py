@@ -98,7 +98,9 @@ def assert_enqueues_kept_their_word(jq: JobQueue, load: EnqueueLoad) -> None:
     lost = {tag for tag, job_id in load.accepted.items() if written.get(tag) != job_id}
     assert not lost, f"accepted enqueues whose job is not in the table: {sorted(lost)[:10]}"
     phantom = (set(load.refused) - load.unknown()) & set(written)
-    assert not phantom, f"refused enqueues whose job was written anyway: {sorted(phantom)[:10]}"
+    assert not phantom, "refused enqueues whose job was written anyway: " + repr(
+        {tag: load.refused[tag] for tag in sorted(phantom)[:10]}
+    )
 
 
 def assert_every_job_ran(jq: JobQueue) -> None:
