@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,15 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.test import Client
 from django.utils import timezone
 from shop.models import Order
-from shop.tasks import add, always_fails, async_double, confirm_order, die_once, which_attempt
+from shop.tasks import (
+    add,
+    always_fails,
+    async_double,
+    confirm_order,
+    die_once,
+    hold_first_time,
+    which_attempt,
+)
 from ulid import ULID
 
 Work = Callable[..., Any]
@@ -130,12 +139,21 @@ def test_the_example_view_enqueues_in_its_transaction(work: Work) -> None:
     ]
 
 
-def test_a_raising_task_finished_receiver_leaves_the_task_successful(work: Work) -> None:
-    result = add.enqueue(1, 1)  # shop.tasks connects a receiver that raises for "add"
+def test_raising_signal_receivers_leave_the_task_successful(work: Work) -> None:
+    """shop.tasks connects a task_started and a task_finished receiver that raise for "add":
+    each is logged, the task runs once and stays SUCCESSFUL."""
+    result = add.enqueue(1, 1)
     done = work()
     result.refresh()
-    assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 2)
-    assert "django_task_signal_receiver_failed" in done.stdout + done.stderr
+    assert (result.status, result.return_value, result.attempts) == (
+        TaskResultStatus.SUCCESSFUL,
+        2,
+        1,
+    )
+    output = done.stdout + done.stderr
+    assert output.count("django_task_signal_receiver_failed") == 2
+    assert "a task_started receiver that raises" in output
+    assert "a task_finished receiver that raises" in output
 
 
 def test_a_worker_killed_mid_task_is_recovered_and_the_task_succeeds(
@@ -146,6 +164,45 @@ def test_a_worker_killed_mid_task_is_recovered_and_the_task_succeeds(
     result.refresh()
     assert (tmp_path / "died").exists()  # it did die once
     assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, "survived")
+
+
+def test_a_worker_pool_sigkilled_from_outside_mid_task_is_recovered(
+    work: Work, tmp_path: Path
+) -> None:
+    """``manage.py jobrunner work --processes 2`` killed whole (supervisor and children, as
+    the OOM killer or ``kill -9`` of a container would) while the task runs: the task is
+    RUNNING under a dead worker, and the next worker rescues it and it ends SUCCESSFUL."""
+    marker = tmp_path / "holding"
+    result = hold_first_time.enqueue(str(marker))
+    pool = subprocess.Popen(
+        [sys.executable, "manage.py", "jobrunner", "work", "--processes", "2",
+         "--heartbeat-interval", "1"],
+        cwd=SITE,
+        env={**os.environ, "PYTHONPATH": str(SITE)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    queue = task_backends["default"].jobqueue
+    try:
+        # Killed once the attempt's start is on record (the worker writes it with its next
+        # claim), so the kill costs the task an attempt, deterministically.
+        deadline = time.monotonic() + 120
+        while not marker.exists() or queue.get_job(result.id).started_attempt != 1:  # type: ignore[union-attr]
+            assert pool.poll() is None, "the worker pool exited before running the task"
+            assert time.monotonic() < deadline, "the task's start was never recorded"
+            time.sleep(0.05)
+    finally:
+        os.killpg(pool.pid, signal.SIGKILL)
+        pool.wait(timeout=30)
+    result.refresh()
+    assert result.status == TaskResultStatus.RUNNING  # held by a worker that is gone
+    work("--dead-threshold", "5", "--heartbeat-interval", "1", timeout=180)
+    result.refresh()
+    assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, "survived")
+    # The killed attempt counts, with the dead worker's id and a WorkerLost error.
+    assert result.attempts == 2 and result.worker_ids[0] != result.worker_ids[1]
+    assert [error.exception_class_path for error in result.errors] == ["jobqueue.WorkerLost"]
 
 
 def test_bad_input_is_refused_with_the_reason() -> None:

@@ -3,11 +3,12 @@
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 from django.db.models import F
 from django.tasks import task
-from django.tasks.signals import task_finished
+from django.tasks.signals import task_finished, task_started
 
 from shop.models import Order
 
@@ -53,9 +54,29 @@ def die_once(marker: str) -> str:
     return "survived"
 
 
-def _broken_receiver(sender, task_result, **kwargs):  # type: ignore[no-untyped-def]
+@task
+def hold_first_time(marker: str) -> str:
+    """The first time (no marker yet), writes the marker and holds its worker until the test
+    kills it from outside; a second attempt returns at once."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text(str(os.getpid()))
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        return "was never killed"
+    return "survived"
+
+
+def _broken_started(sender, task_result, **kwargs):  # type: ignore[no-untyped-def]
+    if task_result.task.name == "add":
+        raise RuntimeError("a task_started receiver that raises")
+
+
+def _broken_finished(sender, task_result, **kwargs):  # type: ignore[no-untyped-def]
     if task_result.task.name == "add":
         raise RuntimeError("a task_finished receiver that raises")
 
 
-task_finished.connect(_broken_receiver)
+task_started.connect(_broken_started)
+task_finished.connect(_broken_finished)
