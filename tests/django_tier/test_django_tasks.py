@@ -19,6 +19,7 @@ from conftest import SITE
 from django.db import transaction
 from django.tasks import TaskResultStatus, task_backends
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
 from django.test import Client
 from django.utils import timezone
 from shop.models import Order
@@ -137,6 +138,22 @@ def test_the_example_view_enqueues_in_its_transaction(work: Work) -> None:
     assert list(Order.objects.values_list("reference", "confirmed", "confirmations")) == [
         ("A-1", True, 1)
     ]
+
+
+def test_task_enqueued_is_sent_with_the_stored_result() -> None:
+    seen: list[str] = []
+
+    def receiver(sender: type, task_result: Any, **kwargs: Any) -> None:
+        seen.append(task_result.id)
+        raise RuntimeError("a task_enqueued receiver that raises")
+
+    task_enqueued.connect(receiver)
+    try:
+        result = add.enqueue(3, 4)  # a receiver that raises does not undo the enqueue
+    finally:
+        task_enqueued.disconnect(receiver)
+    assert seen == [result.id]
+    assert add.get_result(result.id).status == TaskResultStatus.READY
 
 
 def test_raising_signal_receivers_leave_the_task_successful(work: Work) -> None:
