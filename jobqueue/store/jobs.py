@@ -51,6 +51,12 @@ class JobRecord:
     started_attempt: int | None = None
     #: The enqueuing code's trace context (OpenTelemetry), continued by each attempt.
     trace_context: str | None = None
+    #: The batch the job is a member of, or whose callback it is (see jobqueue.batches).
+    batch_id: str | None = None
+    callback_of: str | None = None
+    #: While waiting: how many of its dependencies have not finished.
+    open_dependencies: int | None = None
+    has_dependents: bool | None = None
 
     @property
     def args(self) -> list[Any]:

@@ -1,139 +1,51 @@
 """The tables, as SQLAlchemy Core metadata: the single source the alembic migrations are made from.
 
 ``job_queue.status`` is a contract operators query, so it is a short string with a CHECK
-constraint rather than a native ENUM (which MySQL and PostgreSQL alter differently).
+constraint rather than a native ENUM (which MySQL and PostgreSQL alter differently). The
+shared parts (statuses, metadata, column types) are in :mod:`jobqueue.schema.base`; the
+workflow tables (batches, dependencies) in :mod:`jobqueue.schema.workflows`.
 """
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     text,
 )
-from sqlalchemy.dialects import mysql
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
-if TYPE_CHECKING:
-    from sqlalchemy.sql.type_api import _BindProcessorType
-
-from jobqueue.errors import NaiveDatetimeError
-
-#: The status values, in the order a job usually passes through them.
-PENDING = "pending"
-BLOCKED = "blocked"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
-STATUSES = (PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
-
-#: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0010"
-VERSION_TABLE = "jobqueue_alembic_version"
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-metadata = MetaData(naming_convention=NAMING_CONVENTION)
-#: Every table on MySQL/MariaDB: InnoDB (row locks, SKIP LOCKED), binary collation (exact ids).
-MYSQL_TABLE: dict[str, Any] = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores naive UTC, returns aware UTC, and refuses naive datetimes on the way in.
-
-    One type for every timestamp means no backend's idea of time zones leaks in: MySQL gets
-    ``DATETIME(6)`` (plain DATETIME truncates to whole seconds), SQLite the ISO text SQLAlchemy
-    writes (which sorts correctly), PostgreSQL ``timestamp without time zone``.
-    """
-
-    impl = DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime())
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise NaiveDatetimeError(
-                f"{value!r} has no timezone; pass an aware datetime such as "
-                "datetime.now(UTC) so the instant is unambiguous"
-            )
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def bind_processor(self, dialect: Dialect) -> _BindProcessorType[datetime] | None:
-        """The usual conversion, remembering the last value it converted.
-
-        A batch enqueue binds the same ``now`` object as ``created_at`` and ``scheduled_for`` of
-        every row; converting it once instead of 2,000 times per 1,000 jobs was a sixth of
-        ``enqueue_many``'s time on SQLite. The cache is one immutable pair, replaced whole, so
-        threads sharing the processor at worst convert again.
-        """
-        convert = super().bind_processor(dialect)
-        if convert is None:  # pragma: no cover - every dialect here converts datetimes
-            return None
-        last: list[tuple[Any, Any]] = [(None, None)]
-
-        def process(value: datetime | None) -> Any:
-            seen, converted = last[0]
-            if value is seen and value is not None:
-                return converted
-            converted = convert(value)
-            last[0] = (value, converted)
-            return converted
-
-        return process
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC)
-
-
-# Long text: TEXT on PostgreSQL and SQLite, LONGTEXT on MySQL (whose TEXT stops at 64 KiB).
-LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-
-# MySQL: InnoDB, full UTF-8, and binary collation so queue names and keys compare exactly.
-
-
-def _where_set(column: str) -> dict[str, Any]:
-    """Index only the rows where ``column`` is set, on the backends that can."""
-    where = text(f"{column} IS NOT NULL")
-    return {"postgresql_where": where, "sqlite_where": where}
-
+from jobqueue.schema.base import (
+    BLOCKED,
+    CANCELLED,
+    FAILED,
+    MYSQL_TABLE,
+    NAMING_CONVENTION,
+    PENDING,
+    RUNNING,
+    SCHEMA_REVISION,
+    STATUSES,
+    SUCCEEDED,
+    TERMINAL_STATUSES,
+    VERSION_TABLE,
+    WAITING,
+    LongText,
+    UTCDateTime,
+    metadata,
+    ulid_type,
+    where_set,
+)
 
 job_queue = Table(
     "job_queue",
     metadata,
     # ULIDs are time-ordered, so inserts append to the primary-key index.
-    Column("id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
+    Column("id", ulid_type(), primary_key=True),
     Column("name", String(255), nullable=False),
     Column("args", LongText, nullable=False),
     Column("queue", String(100), nullable=False, server_default="default"),
@@ -158,6 +70,13 @@ job_queue = Table(
     Column("result", LongText, nullable=True),
     # The enqueuing code's OpenTelemetry context (W3C traceparent as JSON), or NULL.
     Column("trace_context", String(512), nullable=True),
+    # Workflows (jobqueue.batches): the batch the job is a member of; the batch whose
+    # callback it is; while it waits, how many of its dependencies are unfinished; and
+    # whether jobs depend on it (its outcome looks for them only then).
+    Column("batch_id", ulid_type(), nullable=True),
+    Column("callback_of", ulid_type(), nullable=True),
+    Column("open_dependencies", Integer, nullable=True),
+    Column("has_dependents", Boolean, nullable=True),  # NULL: none
     CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in STATUSES)), name="status"),
     CheckConstraint("priority BETWEEN -1000000 AND 1000000", name="priority"),
     # Claim from named queues: equality on queue and status, then the ORDER BY columns.
@@ -172,22 +91,25 @@ job_queue = Table(
     # Rescue of a dead process's jobs; pruning of finished jobs by age.
     # Columns that are NULL on most rows are indexed only where set (PostgreSQL and SQLite;
     # MySQL has no partial indexes): an enqueue then writes six index entries, not nine.
-    Index("ix_job_queue_claimed_by", "claimed_by", **_where_set("claimed_by")),
+    Index("ix_job_queue_claimed_by", "claimed_by", **where_set("claimed_by")),
     # Pruning asks only for finished jobs: pending ones stay out (no entry per enqueue).
-    Index("ix_job_queue_finished", "status", "finished_at", **_where_set("finished_at")),
+    Index("ix_job_queue_finished", "status", "finished_at", **where_set("finished_at")),
     # Operators' listings of finished jobs (the bulk of the table): one status and queue,
     # newest first, read as one index range. Unfinished rows stay out, so enqueues and claims
     # do not pay for it.
-    Index("ix_job_queue_status_queue", "status", "queue", "id", **_where_set("finished_at")),
-    Index("ix_job_queue_unique_key", "unique_key", unique=True, **_where_set("unique_key")),
+    Index("ix_job_queue_status_queue", "status", "queue", "id", **where_set("finished_at")),
+    Index("ix_job_queue_unique_key", "unique_key", unique=True, **where_set("unique_key")),
     # Promotion of the oldest blocked job of a concurrency key.
     Index(
         "ix_job_queue_concurrency",
         "concurrency_key",
         "status",
         "id",
-        **_where_set("concurrency_key"),
+        **where_set("concurrency_key"),
     ),
+    # A batch's members by status (cancel, show); only rows in a batch where the dialect
+    # allows, so plain enqueues do not pay for it.
+    Index("ix_job_queue_batch", "batch_id", "status", **where_set("batch_id")),
     **MYSQL_TABLE,
 )
 
@@ -195,7 +117,7 @@ job_processes = Table(
     "job_processes",
     metadata,
     # A fresh ULID each time a process starts, so a restarted pid is never mistaken for the old one.
-    Column("id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
+    Column("id", ulid_type(), primary_key=True),
     Column("kind", String(16), nullable=False),
     Column("hostname", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
@@ -237,7 +159,7 @@ job_stats = Table(
 job_cancellations = Table(
     "job_cancellations",
     metadata,
-    Column("job_id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
+    Column("job_id", ulid_type(), primary_key=True),
     Column("requested_at", UTCDateTime(), nullable=False),
     **MYSQL_TABLE,
 )
@@ -270,7 +192,7 @@ job_recurring_runs = Table(
 job_steps = Table(
     "job_steps",
     metadata,
-    Column("job_id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
+    Column("job_id", ulid_type(), primary_key=True),
     Column("name", String(255), primary_key=True),
     Column("attempt", Integer, nullable=False),
     Column("done", Boolean, nullable=False),
@@ -283,10 +205,43 @@ job_steps = Table(
 job_errors = Table(
     "job_errors",
     metadata,
-    Column("job_id", String(26).with_variant(mysql.CHAR(26), "mysql", "mariadb"), primary_key=True),
+    Column("job_id", ulid_type(), primary_key=True),
     Column("attempt", Integer, primary_key=True, autoincrement=False),
     Column("process_id", String(26), nullable=False),
     Column("error", LongText, nullable=False),
     Column("failed_at", UTCDateTime(), nullable=False),
     **MYSQL_TABLE,
 )
+
+
+from jobqueue.schema.workflows import job_batches, job_dependencies  # noqa: E402
+
+__all__ = [
+    "BLOCKED",
+    "CANCELLED",
+    "FAILED",
+    "MYSQL_TABLE",
+    "NAMING_CONVENTION",
+    "PENDING",
+    "RUNNING",
+    "SCHEMA_REVISION",
+    "STATUSES",
+    "SUCCEEDED",
+    "TERMINAL_STATUSES",
+    "VERSION_TABLE",
+    "WAITING",
+    "LongText",
+    "UTCDateTime",
+    "job_batches",
+    "job_cancellations",
+    "job_dependencies",
+    "job_errors",
+    "job_processes",
+    "job_queue",
+    "job_queue_pauses",
+    "job_recurring_runs",
+    "job_semaphores",
+    "job_stats",
+    "job_steps",
+    "metadata",
+]
