@@ -3,6 +3,7 @@
 Define jobs with :func:`job` or :class:`Job`, enqueue them, and run ``jobrunner work``.
 """
 
+from jobqueue.batches import Batch, batch, current_batch, dependency_results
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.context import (
     JobTimeoutError,
@@ -15,6 +16,7 @@ from jobqueue.db import configure_sqlite, create_engine
 from jobqueue.enqueuer import Enqueuer, by_name
 from jobqueue.errors import (
     AttemptSupersededError,
+    BatchFinishedError,
     ConfigurationError,
     DatabaseUnavailableError,
     JobArgumentsError,
@@ -36,6 +38,7 @@ from jobqueue.queue import JobQueue, configure, get_default_queue, set_default_q
 from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob
 from jobqueue.steps import durable_sleep, iterate, step
+from jobqueue.store.batches import BatchRecord
 from jobqueue.store.claims import ClaimedJob
 from jobqueue.store.due import DueJob
 from jobqueue.store.jobs import JobRecord
@@ -48,6 +51,9 @@ def enqueue_many(calls: "list[JobCall]") -> list[EnqueuedJob]:
 
 __all__ = [
     "AttemptSupersededError",
+    "Batch",
+    "BatchFinishedError",
+    "BatchRecord",
     "ClaimedJob",
     "ConfigurationError",
     "DatabaseUnavailableError",
@@ -77,12 +83,15 @@ __all__ = [
     "SerializationError",
     "StepNotFoundError",
     "UnknownJobError",
+    "batch",
     "by_name",
     "cancel_requested",
     "configure",
     "configure_sqlite",
     "create_engine",
+    "current_batch",
     "current_job",
+    "dependency_results",
     "durable_sleep",
     "enqueue_many",
     "get_default_queue",

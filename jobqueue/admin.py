@@ -135,7 +135,8 @@ class Admin:
             return _logged("job_retried_by_operator", operator.retry(connection, ids, _now()))
 
     def cancel(self, job_ids: Sequence[str]) -> CancelResult:
-        """Pending or blocked jobs become cancelled and never run; running jobs are asked to
+        """Waiting, pending or blocked jobs become cancelled and never run (nor, in turn, the
+        jobs that depend on them and said "cancel"); running jobs are asked to
         stop (the job sees it through :func:`jobqueue.cancel_requested`)."""
         ids = _distinct(job_ids)
         now = _now()

@@ -28,6 +28,8 @@ from jobqueue.options import (
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
     JobOptions,
+    dependency_ids,
+    validate_dependency_failure,
     validate_max_attempts,
     validate_name,
     validate_priority,
@@ -88,6 +90,11 @@ class JobCall:
     #: At most ``concurrency_limit`` jobs with this key run at once; the rest wait as blocked.
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
+    #: Job or batch ids that must finish first (the job waits as ``waiting`` until then).
+    depends_on: tuple[str, ...] = ()
+    #: What a dependency that did not succeed does: ``"cancel"`` this job (and, in turn, what
+    #: depends on it) or ``"run"`` it anyway.
+    on_dependency_failure: str = "cancel"
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -105,6 +112,8 @@ class JobCall:
             not isinstance(self.unique_key, str) or not self.unique_key
         ):
             raise ValueError(f"unique_key must be a non-empty string, not {self.unique_key!r}")
+        object.__setattr__(self, "depends_on", dependency_ids(self.depends_on))
+        validate_dependency_failure(self.on_dependency_failure)
         if (self.concurrency_key is None) != (self.concurrency_limit is None):
             raise ValueError("concurrency_key and concurrency_limit go together")
         if self.concurrency_key is not None and (
@@ -219,6 +228,8 @@ def build_call(
     *,
     scheduled_for: datetime | None = None,
     unique_key: str | None = None,
+    depends_on: tuple[str, ...] = (),
+    on_dependency_failure: str = "cancel",
 ) -> JobCall:
     """A job's options and one call's arguments as a :class:`JobCall`: where the unique key
     (a digest of name and arguments) and the concurrency key (a string, or a function of the
@@ -248,6 +259,8 @@ def build_call(
         unique_key=unique_key,
         concurrency_key=concurrency_key,
         concurrency_limit=limit,
+        depends_on=depends_on,
+        on_dependency_failure=on_dependency_failure,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -28,6 +28,7 @@ from jobqueue.errors import DatabaseUnavailableError
 from jobqueue.schema import PENDING
 from jobqueue.serialization import encode_arguments
 from jobqueue.store import jobs as store
+from jobqueue.store.depends_on import Needs
 
 if TYPE_CHECKING:
     from jobqueue.calls import AnySession
@@ -38,6 +39,14 @@ if TYPE_CHECKING:
 InlineRunner: TypeAlias = Callable[[Sequence[dict[str, Any]]], list[Any]]
 inline_mode: ContextVar[InlineRunner | None] = ContextVar("jobqueue_inline", default=None)
 
+#: The open ``with batch(...)`` block's collector, set by :mod:`jobqueue.batches`: enqueue
+#: hands it the rows (ids made) instead of writing them, and the block writes them all, with
+#: the batch, when it ends. A callable, since batches live above this module.
+Collector: TypeAlias = Callable[
+    [Database, list[dict[str, Any]], list["int | None"], list["Needs | None"]], None
+]
+batch_collector: ContextVar[Collector | None] = ContextVar("jobqueue_batch", default=None)
+
 
 def enqueue_calls(
     database: Database,
@@ -46,11 +55,14 @@ def enqueue_calls(
     max_payload_bytes: int,
     connection: Connection | None = None,
     session: AnySession | None = None,
+    batch_id: str | None = None,
 ) -> list[EnqueuedJob]:
     """Write every call in one transaction: all of them, or (on error) none.
 
     With ``connection=`` or ``session=`` the rows join the caller's transaction and become
-    visible to workers when the caller commits.
+    visible to workers when the caller commits. ``batch_id``: the calls join that batch
+    (written now); else, inside a ``with batch(...)`` block, they join the block's batch
+    and are written when it ends.
     """
     if connection is not None and session is not None:
         raise ValueError("pass connection= or session=, not both")
@@ -60,48 +72,83 @@ def enqueue_calls(
     for call in calls:
         if not isinstance(call, JobCall):
             raise TypeError(f"enqueue_many() takes JobCall items (my_job.call(...)), not {call!r}")
+    target = _Target(connection, session, batch_id)
     if not tracing.recording():
-        return _write(database, calls, max_payload_bytes, connection, session, None)
+        return _write(database, calls, max_payload_bytes, target, None)
     with tracing.sending([call.queue for call in calls]) as (span, trace_context):
-        handles = _write(database, calls, max_payload_bytes, connection, session, trace_context)
+        handles = _write(database, calls, max_payload_bytes, target, trace_context)
         tracing.sent(span, [handle.id for handle in handles])
         return handles
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where enqueued rows go: the caller's transaction, and the batch they join."""
+
+    connection: Connection | None
+    session: AnySession | None
+    batch_id: str | None
 
 
 def _write(
     database: Database,
     calls: list[JobCall],
     max_payload_bytes: int,
-    connection: Connection | None,
-    session: AnySession | None,
+    target: _Target,
     trace_context: str | None,
 ) -> list[EnqueuedJob]:
     rows, handles = _rows(database, calls, max_payload_bytes)
-    if trace_context is not None:
-        for row in rows:
-            row["trace_context"] = trace_context
+    for row in rows:
+        row["trace_context"] = trace_context
+        row["batch_id"] = target.batch_id
     limits = [call.concurrency_limit for call in calls]
+    needs = [
+        Needs(call.depends_on, call.on_dependency_failure == "run") if call.depends_on else None
+        for call in calls
+    ]
     runner = inline_mode.get()
     if runner is not None:
+        # Inline, a dependency ran (and succeeded) when it was enqueued: nothing to wait for.
         results = runner(rows)
         return [replace(h, inline_result=(r,)) for h, r in zip(handles, results, strict=True)]
-    if session is not None:
-        connection = session.connection()
+    collector = batch_collector.get()
+    if collector is not None and target.batch_id is None:
+        if target.connection is not None or target.session is not None:
+            raise ValueError(
+                "inside a `with batch(...)` block jobs are written when the block ends: "
+                "pass connection= or session= to batch() instead"
+            )
+        collector(database, rows, limits, needs)
+        return handles
+    connection = target.session.connection() if target.session is not None else target.connection
     if connection is not None:
         database.verify_schema(connection)
-        existing = store.insert_rows(connection, rows, limits)
+        existing = store.insert_rows(connection, rows, limits, needs)
     else:
         database.verify_schema()
-        alone = len(rows) == 1 and rows[0]["unique_key"] is None and limits[0] is None
-        if alone and _insert_alone(database, rows[0]):
-            existing = {}
-        else:
-            existing = _insert_own_transaction(database, rows, limits)
+        existing = _insert_own(database, rows, limits, needs, target)
     for index, job_id in existing.items():
         handles[index] = replace(handles[index], id=job_id, existing=True)
     # No per-job log line here: enqueue runs in the caller's process, whose logging is the
     # caller's; an unconfigured structlog would print every job at DEBUG.
     return handles
+
+
+def _insert_own(
+    database: Database,
+    rows: list[dict[str, Any]],
+    limits: list[int | None],
+    needs: list[Needs | None],
+    target: _Target,
+) -> dict[int, str]:
+    """Rows written in a transaction of our own: one plain job as one statement."""
+    plain = limits[0] is None and needs[0] is None and target.batch_id is None
+    if len(rows) == 1 and rows[0]["unique_key"] is None and plain:
+        if _insert_alone(database, rows[0]):
+            return {}
+    return write_in_transaction(
+        database, lambda c: store.insert_rows(c, rows, limits, needs), what=f"{len(rows)} job(s)"
+    )
 
 
 def _rows(
@@ -129,6 +176,8 @@ def _rows(
                 "created_at": now,
                 "concurrency_key": call.concurrency_key,
                 "trace_context": None,  # set by the caller when a trace is being recorded
+                "batch_id": None,  # set by the caller when the job joins a batch
+                "open_dependencies": None,  # set when it waits for its dependencies
                 "unique_key": (
                     hashlib.sha256(unique_key.encode()).hexdigest()
                     if unique_key is not None
@@ -182,17 +231,18 @@ def _written(database: Database, job_id: str) -> bool:
         ) from error
 
 
-def _insert_own_transaction(
-    database: Database, rows: list[dict[str, Any]], limits: list[int | None]
+def write_in_transaction(
+    database: Database, write: Callable[[Connection], dict[int, str]], *, what: str
 ) -> dict[int, str]:
-    """Insert in a transaction of our own, retrying once on a connection lost before the
-    commit was sent (a pooled connection the server closed): the jobs are written once or an
-    error says so, never silently dropped. A deadlock victim is retried the same way."""
+    """Run ``write`` in a transaction of our own, retrying on a connection lost before the
+    commit was sent (a pooled connection the server closed) or a deadlock: the rows are
+    written once or an error says so, never silently dropped. ``write`` must be repeatable
+    (it starts from the same rows each time)."""
     for attempt in (1, 2, 3):
         with database.connect() as connection:
             try:
                 transaction = connection.begin()
-                existing = store.insert_rows(connection, rows, limits)
+                existing = write(connection)
             except DBAPIError as error:
                 if attempt < 3 and (is_disconnect(error) or is_deadlock(error)):
                     continue
@@ -200,6 +250,6 @@ def _insert_own_transaction(
             try:
                 transaction.commit()
             except DBAPIError as error:
-                raise commit_failed(database.engine, error, f"{len(rows)} job(s)") from error
+                raise commit_failed(database.engine, error, what) from error
             return existing
     raise AssertionError("unreachable")  # pragma: no cover

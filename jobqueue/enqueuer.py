@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, Unpack
 from sqlalchemy import Connection, Engine
 
 from jobqueue.calls import EnqueuedJob, JobCall, build_call, require_aware, target_options
-from jobqueue.options import JobOptions
+from jobqueue.options import JobOptions, dependency_ids, validate_dependency_failure
 from jobqueue.queue import JobQueue, get_default_queue, queue_for_engine
 
 if TYPE_CHECKING:
@@ -28,7 +28,9 @@ class UsingArgs(TypedDict, total=False):
 
     ``connection=`` or ``session=`` writes the job inside the caller's transaction (it commits
     or rolls back with the business data that caused it); ``jobqueue=`` picks the database,
-    else the default :class:`~jobqueue.queue.JobQueue` is used.
+    else the default :class:`~jobqueue.queue.JobQueue` is used. ``depends_on=`` (handles,
+    batches or ids) makes the job wait until they have finished; ``on_dependency_failure``
+    says what one that did not succeed does to it: ``"cancel"`` (the default) or ``"run"``.
     """
 
     queue: str | None
@@ -38,6 +40,8 @@ class UsingArgs(TypedDict, total=False):
     connection: Connection | None
     session: AnySession | None
     unique_key: str | None
+    depends_on: Sequence[Any] | None
+    on_dependency_failure: str | None
 
 
 class Enqueuer(Generic[P]):
@@ -48,7 +52,15 @@ class Enqueuer(Generic[P]):
     ``Enqueuer[...]``, which takes any arguments (the code may not be importable here).
     """
 
-    __slots__ = ("_connection", "_jobqueue", "_name", "_options", "_session", "_unique_key")
+    __slots__ = (
+        "_connection",
+        "_dependencies",
+        "_jobqueue",
+        "_name",
+        "_options",
+        "_session",
+        "_unique_key",
+    )
 
     def __init__(
         self,
@@ -59,6 +71,7 @@ class Enqueuer(Generic[P]):
         connection: Connection | None = None,
         session: AnySession | None = None,
         unique_key: str | None = None,
+        dependencies: tuple[tuple[str, ...], str] = ((), "cancel"),
     ) -> None:
         """``options`` are taken as they are (validated already): this runs on every enqueue."""
         if connection is not None and session is not None:
@@ -69,6 +82,7 @@ class Enqueuer(Generic[P]):
         self._connection = connection
         self._session = session
         self._unique_key = unique_key
+        self._dependencies = dependencies
 
     def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer[P]:
         """A copy with the given options replaced; an unknown option is a TypeError."""
@@ -86,18 +100,39 @@ class Enqueuer(Generic[P]):
             connection=changes.get("connection") or self._connection,
             session=changes.get("session") or self._session,
             unique_key=changes.get("unique_key") or self._unique_key,
+            dependencies=self._changed_dependencies(changes),
         )
         return changed
 
+    def _changed_dependencies(self, changes: UsingArgs) -> tuple[tuple[str, ...], str]:
+        depends_on, policy = self._dependencies
+        given_ids, given_policy = changes.get("depends_on"), changes.get("on_dependency_failure")
+        if given_ids is not None:
+            depends_on = dependency_ids(given_ids)
+        if given_policy is not None:
+            policy = validate_dependency_failure(given_policy)
+        return depends_on, policy
+
+    def _build(self, args: Any, kwargs: Any, scheduled_for: datetime | None = None) -> JobCall:
+        depends_on, policy = self._dependencies
+        return build_call(
+            self._name,
+            self._options,
+            args,
+            kwargs,
+            scheduled_for=scheduled_for,
+            unique_key=self._unique_key,
+            depends_on=depends_on,
+            on_dependency_failure=policy,
+        )
+
     def call(self, *args: P.args, **kwargs: P.kwargs) -> JobCall:
         """A :class:`JobCall` to pass to ``enqueue_many``."""
-        return build_call(self._name, self._options, args, kwargs, unique_key=self._unique_key)
+        return self._build(args, kwargs)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
         """Run as soon as a worker is free."""
-        return self._write(
-            build_call(self._name, self._options, args, kwargs, unique_key=self._unique_key)
-        )
+        return self._write(self._build(args, kwargs))
 
     def enqueue_in(self, delay: timedelta, /, *args: P.args, **kwargs: P.kwargs) -> EnqueuedJob:
         """Run after ``delay`` (a ``timedelta``) has passed."""
@@ -123,9 +158,7 @@ class Enqueuer(Generic[P]):
         return handles
 
     def _scheduled(self, when: datetime, args: Any, kwargs: Any) -> JobCall:
-        return build_call(
-            self._name, self._options, args, kwargs, scheduled_for=when, unique_key=self._unique_key
-        )
+        return self._build(args, kwargs, scheduled_for=when)
 
     def _write(self, call: JobCall) -> EnqueuedJob:
         return self.enqueue_many([call])[0]

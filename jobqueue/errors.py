@@ -78,3 +78,8 @@ class AttemptSupersededError(JobQueueError):
 
 class StepNotFoundError(JobQueueError):
     """A retry ``from_step`` names a step the job never recorded (nothing was changed)."""
+
+
+class BatchFinishedError(JobQueueError):
+    """A job was added to a batch whose members have all finished (its callbacks are
+    enqueued), or to a batch that does not exist: nothing was written."""

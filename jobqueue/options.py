@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypedDict, Unpack
 
+from ulid import ULID
+
 DEFAULT_QUEUE = "default"
 DEFAULT_PRIORITY = 0
 DEFAULT_MAX_ATTEMPTS = 25
@@ -189,3 +191,38 @@ def validate_name(name: object) -> str:
             f"not {name!r}"
         )
     return name
+
+
+DEPENDENCY_FAILURE_POLICIES = ("cancel", "run")
+
+
+def dependency_ids(items: object) -> tuple[str, ...]:
+    """``depends_on`` as job or batch ids, in order, each once: handles (anything with a
+    string ``id``: an enqueued job, a batch, a job record) or ids."""
+    if isinstance(items, str) or not isinstance(items, list | tuple):
+        raise TypeError(
+            "depends_on takes a list of jobs or batches (handles or ids), "
+            f"not {type(items).__name__}"
+        )
+    ids: list[str] = []
+    for item in items:
+        job_id = item if isinstance(item, str) else getattr(item, "id", None)
+        if not isinstance(job_id, str) or not _is_ulid(job_id):
+            raise ValueError(f"depends_on: {item!r} is not a job or batch (nor the id of one)")
+        if job_id not in ids:
+            ids.append(job_id)
+    return tuple(ids)
+
+
+def _is_ulid(text: str) -> bool:
+    try:
+        ULID.from_str(text)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_dependency_failure(policy: object) -> str:
+    if policy not in DEPENDENCY_FAILURE_POLICIES:
+        raise ValueError(f"on_dependency_failure must be 'cancel' or 'run', not {policy!r}")
+    return str(policy)

@@ -87,6 +87,7 @@ def upgrade() -> None:
         sa.Column("dependency_id", _ulid(), nullable=False),
         sa.Column("dependent_id", _ulid(), nullable=False),
         sa.Column("run_on_failure", sa.Boolean(), nullable=False),
+        sa.Column("awaited", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("dependency_id", "dependent_id", name=op.f("pk_job_dependencies")),
         **MYSQL_OPTIONS,
     )

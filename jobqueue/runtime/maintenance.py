@@ -23,8 +23,9 @@ from jobqueue.runtime.host import hostname, pid_alive
 from jobqueue.runtime.lifecycle import register
 from jobqueue.runtime.scheduler import Scheduler
 from jobqueue.schema import FAILED, SUCCEEDED
-from jobqueue.store import attempts, counters, processes, semaphores
+from jobqueue.store import attempts, counters, processes, semaphores, workflow
 from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.dependencies import Ended
 from jobqueue.store.processes import ProcessRow
 
 log = structlog.get_logger("jobqueue.maintenance")
@@ -94,6 +95,9 @@ def rescue_orphans(database: Database) -> int:
             status = attempts.rescue_job(connection, job, error=worker_lost_error(job), now=now)
             if status == FAILED and job.concurrency_key is not None:
                 semaphores.release_slots(connection, [job.concurrency_key])
+            if status == FAILED:
+                ended = Ended(job.id, FAILED, job.batch_id, job.callback_of)
+                workflow.finish(connection, [ended], now)
             if status is not None and job.started:  # an unstarted attempt is no outcome
                 counters.bump_outcomes(
                     connection, shard=job.claimed_by, now=now, outcomes=[(job.queue, status)]

@@ -20,8 +20,9 @@ from sqlalchemy import Connection
 from jobqueue.database import Database
 from jobqueue.runtime.execution import RELEASED, SLEEPING, SNOOZED, Outcome
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
-from jobqueue.store import attempts, counters, semaphores
+from jobqueue.store import attempts, counters, semaphores, workflow
 from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.dependencies import Ended
 
 log = structlog.get_logger("jobqueue.worker")
 
@@ -100,6 +101,7 @@ def write_records(
 ) -> WriteReport:
     """Write every outcome in ``records`` inside the caller's transaction."""
     report = WriteReport()
+    dependents: set[str] = set()
     successes = [r for r in records if r.outcome.succeeded]
     releases = [r for r in records if r.outcome.status == RELEASED]
     failures = [r for r in records if not r.outcome.succeeded and r.outcome.status != RELEASED]
@@ -107,6 +109,7 @@ def write_records(
         done = attempts.complete_jobs(
             connection, process_id=process_id, fences=[r.job.fence for r in successes], now=now
         )
+        dependents = {job_id for job_id, depended_on in done.items() if depended_on}
         for record in successes:
             (report.succeeded if record.job.id in done else report.rejected).append(record)
         results = [
@@ -124,10 +127,32 @@ def write_records(
     keys = [r.job.concurrency_key for r in ended if r.job.concurrency_key is not None]
     if keys:
         semaphores.release_slots(connection, keys)
+    _carry_through_workflows(connection, report, dependents, now)
     counted = [(r.job.queue, SUCCEEDED) for r in report.succeeded]
     counted += [(r.job.queue, r.outcome.status) for r in report.failed]
     counters.bump_outcomes(connection, shard=process_id, now=now, outcomes=counted)
     return report
+
+
+def _carry_through_workflows(
+    connection: Connection, report: WriteReport, dependents: set[str], now: datetime
+) -> None:
+    """The ends written here, carried to their batches and dependents in this transaction
+    (see :mod:`jobqueue.store.workflow`); nothing to do for a plain job nobody depends on.
+    A failure's dependents are looked up (failures are rare); a success's are known from
+    its completion."""
+    ended = [
+        Ended(r.job.id, SUCCEEDED, r.job.batch_id, r.job.callback_of, r.job.id in dependents)
+        for r in report.succeeded
+    ]
+    ended += [
+        Ended(r.job.id, r.outcome.status, r.job.batch_id, r.job.callback_of)
+        for r in report.failed
+        if r.outcome.status != PENDING
+    ]
+    relevant = [e for e in ended if e.batch_id or e.callback_of or e.has_dependents]
+    if relevant:
+        workflow.finish(connection, relevant, now)
 
 
 def _write_failures(

@@ -52,6 +52,11 @@ job_dependencies = Table(
     Column("dependent_id", ulid_type(), primary_key=True),
     # The dependent's on_dependency_failure: "run" (true) or "cancel" (false).
     Column("run_on_failure", Boolean, nullable=False),
+    # Whether the dependent still awaits this dependency's end (counted in its
+    # open_dependencies): false once it ended, or if it had ended when the edge was written.
+    # An end settles only awaited edges, so a dependency retried by an operator cannot
+    # count twice.
+    Column("awaited", Boolean, nullable=False),
     Index("ix_job_dependencies_dependent", "dependent_id"),
     **MYSQL_TABLE,
 )

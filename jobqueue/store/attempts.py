@@ -49,8 +49,11 @@ def fence_params(process_id: str, fences: Sequence[tuple[str, int]]) -> dict[str
 _COMPLETE = (
     update(job_queue).where(*FENCE).values(status=SUCCEEDED, finished_at=_P_NOW, unique_key=None)
 )
-_COMPLETE_RETURNING = _COMPLETE.returning(job_queue.c.id)
+_COMPLETE_RETURNING = _COMPLETE.returning(job_queue.c.id, job_queue.c.has_dependents)
 _LOCK_FENCED = select(job_queue.c.id).where(*FENCE).with_for_update()
+_LOCK_FENCED_FLAGGED = (
+    select(job_queue.c.id, job_queue.c.has_dependents).where(*FENCE).with_for_update()
+)
 _COMPLETE_IDS = (
     update(job_queue)
     .where(job_queue.c.id.in_(_P_IDS))
@@ -64,22 +67,23 @@ def complete_jobs(
     process_id: str,
     fences: Sequence[tuple[str, int]],
     now: datetime,
-) -> set[str]:
-    """Mark jobs succeeded, fenced; returns the ids whose write took effect.
+) -> dict[str, bool]:
+    """Mark jobs succeeded, fenced; returns {id: whether jobs depend on it} for the jobs
+    whose write took effect (read in the same statement where the backend returns rows).
 
     A job that was rescued (and perhaps re-claimed) since is left alone: a stale worker can
     never overwrite the attempt that replaced it, nor resurrect a finished job.
     """
     if not fences:
-        return set()
+        return {}
     params = {**fence_params(process_id, fences), "now": now}
     if is_mysql(connection.dialect.name):
         # No RETURNING: lock the rows that pass the fence, then update exactly those.
-        ids = set(connection.execute(_LOCK_FENCED, params).scalars())
-        if ids:
-            connection.execute(_COMPLETE_IDS, {"ids": list(ids), "now": now})
-        return ids
-    return set(connection.execute(_COMPLETE_RETURNING, params).scalars())
+        done = {row[0]: bool(row[1]) for row in connection.execute(_LOCK_FENCED_FLAGGED, params)}
+        if done:
+            connection.execute(_COMPLETE_IDS, {"ids": list(done), "now": now})
+        return done
+    return {row[0]: bool(row[1]) for row in connection.execute(_COMPLETE_RETURNING, params)}
 
 
 _STORE_RESULT = (

@@ -55,6 +55,10 @@ class ClaimedJob:
     started_attempt: int | None = None
     #: The enqueuing code's trace context, for the attempt's span (see jobqueue.tracing).
     trace_context: str | None = None
+    #: The batch the job is a member of, and the batch whose callback it is (its end moves
+    #: their counts, see jobqueue.store.workflow).
+    batch_id: str | None = None
+    callback_of: str | None = None
 
     @property
     def fence(self) -> tuple[str, int]:
@@ -121,6 +125,8 @@ CLAIM_COLUMNS = (
     job_queue.c.concurrency_key,
     job_queue.c.started_attempt,
     job_queue.c.trace_context,
+    job_queue.c.batch_id,
+    job_queue.c.callback_of,
 )
 
 

@@ -3,11 +3,11 @@ skips or merges a duplicate. Everything else in ``store`` is portable SQLAlchemy
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, insert, literal_column
+from sqlalchemy import ColumnElement, Connection, Table, func, insert, literal_column, select
 
 from jobqueue.schema import UTCDateTime
 
@@ -81,3 +81,22 @@ def insert_ignoring_duplicate(
     return dialect_insert(dialect, table).on_conflict_do_nothing(
         index_elements=list(conflict), index_where=where
     )
+
+
+#: PostgreSQL's channel for "a job is due in this queue" (the payload is the queue's name).
+NOTIFY_CHANNEL = "jobqueue"
+
+
+def notify_enqueued(connection: Connection, queues: Iterable[str]) -> None:
+    """PostgreSQL: wake listening workers when the enqueuing transaction commits (a no-op
+    elsewhere)."""
+    if connection.dialect.name != "postgresql":
+        return
+    for queue in sorted(set(queues)):
+        connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, queue)))
+
+
+def locking(connection: Connection, query: Any) -> Any:
+    """``query`` with ``FOR UPDATE`` where the database has row locks (SQLite has one writer,
+    and no such clause)."""
+    return query if connection.dialect.name == "sqlite" else query.with_for_update()

@@ -5,7 +5,8 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,10 +20,18 @@ from sqlalchemy import (
 )
 
 from jobqueue.error_record import ErrorRecord
-from jobqueue.schema import BLOCKED, PENDING, job_queue
+from jobqueue.schema import BLOCKED, CANCELLED, PENDING, WAITING, job_queue
 from jobqueue.serialization import decode_arguments
-from jobqueue.store.dialect import insert_ignoring_duplicate, is_mysql
-from jobqueue.store.semaphores import acquire_slot, release_slots
+from jobqueue.store.dependencies import Ended
+from jobqueue.store.depends_on import Edge, Needs, prepare_dependents, write_edges
+from jobqueue.store.dialect import (
+    NOTIFY_CHANNEL,
+    insert_ignoring_duplicate,
+    is_mysql,
+    notify_enqueued,
+)
+from jobqueue.store.semaphores import acquire_slot, ensure_semaphore, release_slots
+from jobqueue.store.workflow import add_members, finish
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,10 @@ def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
 
 
 def insert_alone(connection: Connection, row: Mapping[str, Any], *, wake: bool) -> None:
-    """Insert one job with the statement of :func:`insert_alone_statement`."""
-    connection.execute(insert_alone_statement(connection.dialect.name, wake=wake), row)
+    """Insert one job with the statement of :func:`insert_alone_statement` (a plain job: the
+    workflow columns it leaves out are NULL)."""
+    values = {name: row[name] for name in ENQUEUE_COLUMNS}
+    connection.execute(insert_alone_statement(connection.dialect.name, wake=wake), values)
 
 
 def insert_alone_statement(dialect: str, *, wake: bool) -> Any:
@@ -166,20 +177,32 @@ def insert_unique(connection: Connection, row: Mapping[str, Any]) -> str | None:
 
 
 def insert_rows(
-    connection: Connection, rows: list[dict[str, Any]], limits: list[int | None]
+    connection: Connection,
+    rows: list[dict[str, Any]],
+    limits: list[int | None],
+    needs: Sequence[Needs | None] | None = None,
 ) -> dict[int, str]:
     """Insert job rows in the caller's transaction; returns {row index: id of the queued job}
-    for unique rows whose key was taken, which are not inserted. A row with a concurrency
-    limit takes a slot (pending) or waits without one (blocked)."""
-    plain = [row for row in rows if row["unique_key"] is None and row["concurrency_key"] is None]
+    for unique rows whose key was taken, which are not inserted.
+
+    A row with a concurrency limit takes a slot (pending) or waits without one (blocked); a
+    row with dependencies (``needs``) waits for them, or is cancelled at once if one already
+    failed (see :func:`~jobqueue.store.dependencies.prepare_dependents`). Rows in a batch
+    are counted into it, and those cancelled here end in it at once."""
+    now = datetime.now(UTC)
+    edges = prepare_dependents(connection, rows, needs, now) if needs and any(needs) else []
+    plain = [row for row in rows if _is_plain(row)]
     insert_jobs(connection, plain)
     existing: dict[int, str] = {}
     for index, row in enumerate(rows):
-        key, limit = row["concurrency_key"], limits[index]
-        if row["unique_key"] is None and key is None:
+        if _is_plain(row):
             continue
+        key, limit = row["concurrency_key"], limits[index]
         if key is not None and limit is not None:
-            row["status"] = PENDING if acquire_slot(connection, key, limit) else BLOCKED
+            if row["status"] == PENDING:
+                row["status"] = PENDING if acquire_slot(connection, key, limit) else BLOCKED
+            elif row["status"] == WAITING:
+                ensure_semaphore(connection, key, limit)  # its slot is taken when it is due
         if row["unique_key"] is None:
             insert_jobs(connection, [row])
             continue
@@ -188,10 +211,46 @@ def insert_rows(
             existing[index] = found
             if key is not None and row["status"] == PENDING:
                 release_slots(connection, [key])  # the queued twin keeps its own
-    if connection.dialect.name == "postgresql":
-        now = datetime.now(UTC)
-        notify_enqueued(connection, {r["queue"] for r in rows if r["scheduled_for"] <= now})
+    inserted = [row for index, row in enumerate(rows) if index not in existing]
+    _settle_workflow(connection, inserted, edges, existing, rows, now)
+    notify_enqueued(
+        connection,
+        {r["queue"] for r in inserted if r["status"] == PENDING and r["scheduled_for"] <= now},
+    )
     return existing
+
+
+def _is_plain(row: dict[str, Any]) -> bool:
+    """A row that goes in the one executemany: no unique key, no concurrency limit, and the
+    same columns as every plain row (a row cancelled at enqueue has two more)."""
+    return (
+        row["unique_key"] is None and row["concurrency_key"] is None and row["status"] != CANCELLED
+    )
+
+
+def _settle_workflow(
+    connection: Connection,
+    inserted: list[dict[str, Any]],
+    edges: list[Edge],
+    existing: dict[int, str],
+    rows: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """The edges of the dependents written, the batch counts of the members written, and the
+    end of those cancelled at enqueue."""
+    ids = {row["id"] for row in inserted}
+    renamed = {rows[index]["id"]: twin for index, twin in existing.items()}
+    write_edges(connection, [e for e in edges if e[1] in ids], renamed)
+    members = Counter(row["batch_id"] for row in inserted if row.get("batch_id"))
+    if members:
+        add_members(connection, dict(members))
+    born_cancelled = [
+        Ended(row["id"], CANCELLED, batch_id=row.get("batch_id"), has_dependents=False)
+        for row in inserted
+        if row["status"] == CANCELLED
+    ]
+    if born_cancelled:
+        finish(connection, born_cancelled, now)
 
 
 def fetch_job(connection: Connection, job_id: str) -> JobRecord | None:
@@ -208,15 +267,6 @@ def count_jobs(
     if queue is not None:
         query = query.where(job_queue.c.queue == queue)
     return int(connection.execute(query).scalar_one())
-
-
-def notify_enqueued(connection: Connection, queues: Iterable[str]) -> None:
-    """PostgreSQL: wake listening workers when the enqueuing transaction commits."""
-    for queue in sorted(set(queues)):
-        connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, queue)))
-
-
-NOTIFY_CHANNEL = "jobqueue"
 
 
 def listen(connection: Any) -> None:

@@ -28,13 +28,16 @@ from jobqueue.schema import (
     RUNNING,
     STATUSES,
     SUCCEEDED,
+    WAITING,
     job_cancellations,
     job_queue,
     job_queue_pauses,
     job_semaphores,
 )
+from jobqueue.store import workflow
+from jobqueue.store.dependencies import Ended, delete_edges
+from jobqueue.store.dialect import locking, notify_enqueued
 from jobqueue.store.history import delete_history
-from jobqueue.store.jobs import notify_enqueued
 from jobqueue.store.semaphores import acquire_slot, release_slots
 from jobqueue.store.steps import delete_steps, drop_steps_from
 
@@ -73,6 +76,7 @@ def retry(
     )
     if not ids:
         return ids
+    workflow.reopen(connection, ids)
     connection.execute(
         update(job_queue)
         .where(job_queue.c.id.in_(ids), retryable)
@@ -116,28 +120,45 @@ def _ids_in(connection: Connection, job_ids: Sequence[str], statuses: Sequence[s
 
 
 def cancel_waiting(connection: Connection, job_ids: Sequence[str], now: datetime) -> set[str]:
-    """Pending or blocked jobs among ``job_ids`` become cancelled; a pending one's
-    concurrency slot passes on. Returns the ids cancelled."""
-    waiting = _ids_in(connection, job_ids, [PENDING, BLOCKED])
-    if not waiting:
-        return waiting
-    keys = list(
-        connection.execute(
-            select(job_queue.c.concurrency_key).where(
-                job_queue.c.id.in_(list(waiting)),
-                job_queue.c.status == PENDING,
-                job_queue.c.concurrency_key.is_not(None),
+    """Waiting, pending or blocked jobs among ``job_ids`` become cancelled; a pending one's
+    concurrency slot passes on, and the end is carried to their batches and dependents
+    (:mod:`~jobqueue.store.workflow`). Rows are locked first (where the database has row
+    locks), so a job a worker claims meanwhile is not counted as cancelled. Returns the ids
+    cancelled."""
+    unstarted = [WAITING, PENDING, BLOCKED]
+    rows = connection.execute(
+        locking(
+            connection,
+            select(
+                job_queue.c.id,
+                job_queue.c.status,
+                job_queue.c.concurrency_key,
+                job_queue.c.batch_id,
+                job_queue.c.callback_of,
+                job_queue.c.has_dependents,
             )
-        ).scalars()
-    )
+            .where(job_queue.c.id.in_(list(job_ids)), job_queue.c.status.in_(unstarted))
+            .order_by(job_queue.c.id),
+        )
+    ).all()
+    if not rows:
+        return set()
     connection.execute(
         update(job_queue)
-        .where(job_queue.c.id.in_(list(waiting)), job_queue.c.status.in_([PENDING, BLOCKED]))
-        .values(status=CANCELLED, finished_at=now, unique_key=None)
+        .where(job_queue.c.id.in_([r.id for r in rows]), job_queue.c.status.in_(unstarted))
+        .values(status=CANCELLED, finished_at=now, unique_key=None, open_dependencies=None)
     )
+    keys = [r.concurrency_key for r in rows if r.status == PENDING and r.concurrency_key]
     if keys:
         release_slots(connection, keys)
-    return waiting
+    ended = [
+        Ended(r.id, CANCELLED, r.batch_id, r.callback_of, bool(r.has_dependents))
+        for r in rows
+        if r.batch_id or r.callback_of or r.has_dependents
+    ]
+    if ended:
+        workflow.finish(connection, ended, now)
+    return {r.id for r in rows}
 
 
 def request_cancel(connection: Connection, job_ids: Sequence[str], now: datetime) -> set[str]:
@@ -171,6 +192,7 @@ def discard(connection: Connection, job_ids: Sequence[str]) -> set[str]:
     )
     delete_steps(connection, sorted(deleted))
     delete_history(connection, sorted(deleted))
+    delete_edges(connection, sorted(deleted))
     return deleted
 
 
@@ -190,6 +212,7 @@ def prune_batch(connection: Connection, *, status: str, cutoff: datetime, limit:
         connection.execute(delete(job_cancellations).where(job_cancellations.c.job_id.in_(ids)))
         delete_steps(connection, ids)
         delete_history(connection, ids)
+        delete_edges(connection, ids)
     return len(ids)
 
 

@@ -12,6 +12,15 @@ from jobqueue.schema import BLOCKED, PENDING, job_queue, job_semaphores
 from jobqueue.store.dialect import insert_ignoring_duplicate
 
 
+def ensure_semaphore(connection: Connection, key: str, limit: int) -> None:
+    """Create ``key``'s semaphore with ``limit`` slots if it is new (for a job that will take
+    its slot later: one waiting for its dependencies)."""
+    row = {"key": key, "max_running": limit, "held": 0}
+    connection.execute(
+        insert_ignoring_duplicate(connection.dialect.name, job_semaphores, ["key"]).values(**row)
+    )
+
+
 def acquire_slot(connection: Connection, key: str, limit: int) -> bool:
     """Take one of ``limit`` slots of ``key``; False means the job must wait as blocked."""
     row = {"key": key, "max_running": limit, "held": 0}

@@ -271,7 +271,7 @@ class JobStateMachine(RuleBasedStateMachine):
             done = attempts.complete_jobs(
                 connection, process_id=job.claimed_by, fences=fences, now=_now()
             )
-        assert done == {job.id}
+        assert set(done) == {job.id}
         self.model[job.id].status = SUCCEEDED
         self._retire(job)
 
@@ -362,7 +362,7 @@ class JobStateMachine(RuleBasedStateMachine):
                 result: object = attempts.complete_jobs(
                     connection, process_id=job.claimed_by, fences=[job.fence], now=now
                 )
-                assert result == set(), f"{writer} complete of {job.fence} took effect"
+                assert result == {}, f"{writer} complete of {job.fence} took effect"
             elif write == "start":
                 result = attempts.mark_started(
                     connection, process_id=job.claimed_by, fences=[job.fence]

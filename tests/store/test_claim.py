@@ -111,20 +111,18 @@ def test_completion_is_fenced_by_process_and_attempt(jq: JobQueue) -> None:
     with jq.transaction() as connection:
         # Another process, or a stale attempt number, changes nothing.
         assert (
-            attempts.complete_jobs(connection, process_id="p2", fences=[first.fence], now=now)
-            == set()
+            attempts.complete_jobs(connection, process_id="p2", fences=[first.fence], now=now) == {}
         )
         stale = (first.id, first.attempts + 1)
-        assert attempts.complete_jobs(connection, process_id="p1", fences=[stale], now=now) == set()
+        assert attempts.complete_jobs(connection, process_id="p1", fences=[stale], now=now) == {}
         done = attempts.complete_jobs(
             connection, process_id="p1", fences=[first.fence, second.fence], now=now
         )
-    assert done == {first.id, second.id}
+    assert done == {first.id: False, second.id: False}
     with jq.transaction() as connection:
         # A finished job is never resurrected by a late write.
         assert (
-            attempts.complete_jobs(connection, process_id="p1", fences=[first.fence], now=now)
-            == set()
+            attempts.complete_jobs(connection, process_id="p1", fences=[first.fence], now=now) == {}
         )
         assert not attempts.record_failure(
             connection, first, error="late", retry_at=now, final_status=FAILED, now=now
@@ -280,7 +278,7 @@ def test_a_finish_that_beats_the_rescuer_makes_the_rescue_a_no_op(jq: JobQueue) 
     now = datetime.now(UTC)
     with jq.transaction() as connection:
         assert attempts.complete_jobs(connection, process_id="p1", fences=[job.fence], now=now) == {
-            job.id
+            job.id: False
         }
     with jq.transaction() as connection:
         assert attempts.rescue_job(connection, orphan, error="WorkerLost", now=now) is None
