@@ -14,6 +14,7 @@ from typing import Unpack
 import structlog
 from sqlalchemy import Connection
 
+from jobqueue.batch_admin import BatchAdmin
 from jobqueue.database import Database
 from jobqueue.errors import JobNotFoundError, StepNotFoundError
 from jobqueue.options import validate_queue_name
@@ -72,6 +73,11 @@ class Admin:
 
     def __init__(self, jobqueue: Database) -> None:
         self.jobqueue = jobqueue
+
+    @property
+    def batches(self) -> BatchAdmin:
+        """Operator actions on batches: list, get, cancel, prune."""
+        return BatchAdmin(self.jobqueue)
 
     # -- jobs ---------------------------------------------------------------------------------
 

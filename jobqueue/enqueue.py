@@ -143,9 +143,9 @@ def _insert_own(
 ) -> dict[int, str]:
     """Rows written in a transaction of our own: one plain job as one statement."""
     plain = limits[0] is None and needs[0] is None and target.batch_id is None
-    if len(rows) == 1 and rows[0]["unique_key"] is None and plain:
-        if _insert_alone(database, rows[0]):
-            return {}
+    alone = len(rows) == 1 and rows[0]["unique_key"] is None and plain
+    if alone and _insert_alone(database, rows[0]):
+        return {}
     return write_in_transaction(
         database, lambda c: store.insert_rows(c, rows, limits, needs), what=f"{len(rows)} job(s)"
     )

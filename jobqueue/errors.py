@@ -83,3 +83,7 @@ class StepNotFoundError(JobQueueError):
 class BatchFinishedError(JobQueueError):
     """A job was added to a batch whose members have all finished (its callbacks are
     enqueued), or to a batch that does not exist: nothing was written."""
+
+
+class BatchNotFoundError(JobQueueError):
+    """No batch has this id (it was never written, or was pruned)."""

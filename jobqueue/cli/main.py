@@ -53,12 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.set_defaults(handler=cmd_downgrade)
 
     from jobqueue.cli.admin import add_admin_parsers
+    from jobqueue.cli.batches import add_batches_parser
     from jobqueue.cli.dashboard import add_dashboard_parser
     from jobqueue.cli.jobs import add_jobs_parser
     from jobqueue.cli.work import add_work_parser
 
     add_work_parser(commands)
     add_jobs_parser(commands, _add_database_url)
+    add_batches_parser(commands, _add_database_url)
     add_admin_parsers(commands, _add_database_url)
     add_dashboard_parser(commands, _add_database_url)
     return parser

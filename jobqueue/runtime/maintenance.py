@@ -172,7 +172,9 @@ class MaintenancePass:
         try:
             rescue_orphans(self.database)
             # A few small batches per pass: pruning never holds up claiming for long.
-            Admin(self.database).prune(status=SUCCEEDED, older_than=self.retention, max_batches=10)
+            admin = Admin(self.database)
+            admin.prune(status=SUCCEEDED, older_than=self.retention, max_batches=10)
+            admin.batches.prune(older_than=self.retention, max_rounds=10)
             if self.scheduler is not None and time.monotonic() >= self._next_runs_prune:
                 self._next_runs_prune = time.monotonic() + 60
                 self.scheduler.prune_runs()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, delete, func, select, update
 
 from jobqueue.schema import (
     BLOCKED,
@@ -199,3 +199,32 @@ def dependency_results(connection: Connection, job_id: str) -> dict[str, str | N
         .where(job_dependencies.c.dependent_id == job_id, job_queue.c.status == SUCCEEDED)
     ).all()
     return {r.id: r.result for r in rows}
+
+
+def prune_finished(connection: Connection, *, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` jobs (members, then callbacks) of the batch that finished
+    first, before ``cutoff``, and the batch once nothing of it is left; returns the rows
+    deleted (0: nothing to prune)."""
+    row = connection.execute(
+        select(job_batches.c.id, job_batches.c.callback_ids)
+        .where(job_batches.c.finished_at < cutoff)
+        .order_by(job_batches.c.finished_at)
+        .limit(1)
+    ).first()
+    if row is None:
+        return 0
+    members = list(
+        connection.execute(
+            select(job_queue.c.id).where(job_queue.c.batch_id == row.id).limit(limit)
+        ).scalars()
+    )
+    callbacks = json.loads(row.callback_ids or "[]")
+    if members or callbacks:
+        operator.delete_jobs(connection, members or callbacks)
+        if not members:
+            connection.execute(
+                update(job_batches).where(job_batches.c.id == row.id).values(callback_ids="[]")
+            )
+        return len(members or callbacks)
+    connection.execute(delete(job_batches).where(job_batches.c.id == row.id))
+    return 1

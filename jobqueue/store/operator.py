@@ -28,6 +28,7 @@ from jobqueue.schema import (
     RUNNING,
     STATUSES,
     SUCCEEDED,
+    TERMINAL_STATUSES,
     WAITING,
     job_cancellations,
     job_queue,
@@ -206,14 +207,20 @@ def prune_batch(connection: Connection, *, status: str, cutoff: datetime, limit:
         ).scalars()
     )
     if ids:
-        connection.execute(
-            delete(job_queue).where(job_queue.c.id.in_(ids), job_queue.c.status == status)
-        )
-        connection.execute(delete(job_cancellations).where(job_cancellations.c.job_id.in_(ids)))
-        delete_steps(connection, ids)
-        delete_history(connection, ids)
-        delete_edges(connection, ids)
+        delete_jobs(connection, ids)
     return len(ids)
+
+
+def delete_jobs(connection: Connection, ids: list[str]) -> None:
+    """Delete finished jobs with everything kept beside them: a stop request, steps,
+    attempt history, dependency edges."""
+    connection.execute(
+        delete(job_queue).where(job_queue.c.id.in_(ids), job_queue.c.status.in_(TERMINAL_STATUSES))
+    )
+    connection.execute(delete(job_cancellations).where(job_cancellations.c.job_id.in_(ids)))
+    delete_steps(connection, ids)
+    delete_history(connection, ids)
+    delete_edges(connection, ids)
 
 
 def queue_counts(

@@ -6,6 +6,7 @@ outcome path (``drain``); the crash and concurrency cases are tests/acceptance/t
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -230,3 +231,50 @@ def test_bad_batches_are_refused(jq: JobQueue) -> None:
         pass
     with jq.transaction(read_only=True) as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM job_batches")).scalar() == 0
+
+
+def test_finished_batches_are_pruned_with_their_jobs(jq: JobQueue) -> None:
+    with batch(on_complete=callback.call("done")) as finished:
+        fails.enqueue("a")
+        work.enqueue("b")
+    with batch() as running:
+        work.enqueue_in(timedelta(hours=1), "later")
+    drain(jq)
+    assert jq.count_jobs() == 4  # a, b, the callback, later
+    deleted = jq.admin.batches.prune(older_than=timedelta(0))
+    assert deleted == 4  # two members, one callback, the batch row
+    assert finished.fetch() is None and running.fetch() is not None
+    assert jq.count_jobs() == 1
+
+
+def test_the_batches_commands(jq: JobQueue, capsys: pytest.CaptureFixture[str]) -> None:
+    from jobqueue.cli.main import main
+
+    url = ["--database-url", jq.database_url]
+    with batch(on_failure=callback.call("failure"), description="nightly import") as done:
+        fails.enqueue("bad")
+        work.enqueue("good")
+    drain(jq)
+    with batch(description="waiting") as waiting:
+        work.enqueue_in(timedelta(hours=1), "later")
+    capsys.readouterr()
+
+    assert main(["batches", "list", *url]) == 0
+    listed = capsys.readouterr().out
+    assert "nightly import" in listed and "2/2" in listed and "0/1" in listed
+
+    assert main(["batches", "list", "--unfinished", "--json", *url]) == 0
+    assert [b["id"] for b in json.loads(capsys.readouterr().out)] == [waiting.id]
+
+    assert main(["batches", "show", done.id, "--json", *url]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["status"], shown["succeeded"], shown["failed"]) == (FAILED, 1, 1)
+    assert [f["name"] for f in shown["failed_jobs"]] == ["batches.fails"]
+
+    assert main(["batches", "cancel", waiting.id, *url]) == 0
+    assert "1 job(s) cancelled" in capsys.readouterr().out
+    record = waiting.fetch()
+    assert record is not None and record.status == CANCELLED
+
+    assert main(["batches", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", *url]) == 1
+    assert "no batch 01ARZ3NDEKTSV4RRFFQ69G5FAV" in capsys.readouterr().err
