@@ -71,15 +71,20 @@ class Batch:
         with self.database.transaction() as connection:
             return store.cancel_batch(connection, self.id, datetime.now(UTC))
 
-    def add(self, *calls: JobCall) -> list[EnqueuedJob]:
+    def add(self, *calls: JobCall, connection: Connection | None = None) -> list[EnqueuedJob]:
         """Add jobs (``my_job.call(...)``) to the batch: inside its block, with the block;
         afterwards (from one of its jobs, say), at once, counted before the batch can
         finish. Raises :class:`~jobqueue.errors.BatchFinishedError` once every member has
-        finished."""
+        finished.
+
+        A job that adds work and is then killed runs again and adds it again, unless the
+        addition is a transactional step: ``step("children", lambda c:
+        current_batch().add(*calls, connection=c), transaction=True)`` commits the jobs with
+        the step's record, so they are added once."""
         builder = _open_builder.get()
         while builder is not None and builder.id != self.id:
             builder = builder.parent
-        if builder is not None:
+        if builder is not None and connection is None:
             token = batch_collector.set(builder.collect)
             database = builder.database or get_default_queue()
             try:
@@ -88,7 +93,11 @@ class Batch:
                 batch_collector.reset(token)
         database = self.database
         return enqueue_calls(
-            database, list(calls), max_payload_bytes=_limit(database), batch_id=self.id
+            database,
+            list(calls),
+            max_payload_bytes=_limit(database),
+            connection=connection,
+            batch_id=self.id,
         )
 
 
