@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from jobqueue import (
     BatchFinishedError,
+    ConfigurationError,
     FailJob,
     JobQueue,
     batch,
@@ -22,7 +23,7 @@ from jobqueue import (
     job,
 )
 from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
-from jobqueue.testing import drain
+from jobqueue.testing import drain, inline
 
 ran: list[str] = []
 
@@ -228,6 +229,8 @@ def test_bad_batches_are_refused(jq: JobQueue) -> None:
         pytest.raises(ValueError, match="callback runs when"),
         batch(on_success=work.using(depends_on=[work.enqueue("a")]).call("b")),
     ):
+        pass
+    with inline(), pytest.raises(ConfigurationError, match="drain"), batch():
         pass
     with jq.transaction(read_only=True) as connection:
         assert connection.execute(text("SELECT COUNT(*) FROM job_batches")).scalar() == 0

@@ -2,7 +2,7 @@
 
 | jobqueue status | TaskResult.status |
 |---|---|
-| ``pending`` (due, scheduled for later, waiting for a retry) and ``blocked`` | READY |
+| ``pending`` (due, scheduled for later, waiting for a retry), ``blocked`` and ``waiting`` | READY |
 | ``running`` | RUNNING |
 | ``succeeded`` | SUCCESSFUL |
 | ``failed`` | FAILED |
@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 
 from jobqueue.contrib.django.known import find_task
 from jobqueue.error_record import ErrorRecord
-from jobqueue.schema import BLOCKED, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED
+from jobqueue.schema import BLOCKED, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, WAITING
 from jobqueue.serialization import decode_value
 from jobqueue.store.history import FailedAttempt
 from jobqueue.store.jobs import JobRecord
@@ -29,6 +29,7 @@ from jobqueue.store.jobs import JobRecord
 STATUSES = {
     PENDING: TaskResultStatus.READY,
     BLOCKED: TaskResultStatus.READY,
+    WAITING: TaskResultStatus.READY,
     RUNNING: TaskResultStatus.RUNNING,
     SUCCEEDED: TaskResultStatus.SUCCESSFUL,
     FAILED: TaskResultStatus.FAILED,
