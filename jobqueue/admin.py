@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from jobqueue.batch_admin import BatchAdmin
 from jobqueue.database import Database
 from jobqueue.errors import JobNotFoundError, StepNotFoundError
-from jobqueue.options import validate_queue_name
+from jobqueue.options import validate_queue_name, well_formed_id
 from jobqueue.reports import CancelResult, MinuteStats, QueueSummary, Stats
 from jobqueue.schema import CANCELLED, FAILED, PENDING, RUNNING, STATUSES, SUCCEEDED
 from jobqueue.store import counters, listing, operator, steps
@@ -56,16 +56,6 @@ def _check_listing(
     ):
         if value is not None and ("\x00" in value or len(value) > longest):
             raise ValueError(f"{label} must be at most {longest} characters, without NUL bytes")
-
-
-#: Crockford's base 32, in which every job id (a ULID) is written.
-_ULID_CHARACTERS = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
-
-
-def _well_formed(job_id: object) -> bool:
-    """Whether ``job_id`` could name a job at all; the others are not looked up (a NUL byte in
-    one would be a PostgreSQL error rather than "no such job")."""
-    return isinstance(job_id, str) and len(job_id) == 26 and set(job_id) <= _ULID_CHARACTERS
 
 
 class Admin:
@@ -111,7 +101,7 @@ class Admin:
             return listing.list_summaries(connection, **filters)
 
     def get_job(self, job_id: str) -> JobRecord:
-        if not _well_formed(job_id):
+        if not well_formed_id(job_id):
             raise NotFoundError(f"no job with id {job_id!r}")
         with self.jobqueue.transaction(read_only=True) as connection:
             job = fetch_job(connection, job_id)
@@ -287,8 +277,8 @@ def _distinct(job_ids: Sequence[str]) -> list[str]:
 
 
 def _require(connection: Connection, ids: list[str], step: str | None = None) -> None:
-    missing = [job_id for job_id in ids if not _well_formed(job_id)]
-    missing += operator.missing_ids(connection, [i for i in ids if _well_formed(i)])
+    missing = [job_id for job_id in ids if not well_formed_id(job_id)]
+    missing += operator.missing_ids(connection, [i for i in ids if well_formed_id(i)])
     if missing:
         raise NotFoundError(f"no job with id {', '.join(map(repr, missing))}")
     if step is not None:

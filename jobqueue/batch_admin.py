@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from jobqueue.database import Database
+from jobqueue.options import well_formed_id
 from jobqueue.schema import CANCELLED, FAILED
 from jobqueue.store import batches
 from jobqueue.store.batches import BatchRecord, CancelReport
@@ -30,7 +31,9 @@ class BatchAdmin:
             return batches.list_batches(connection, unfinished_only=unfinished_only, limit=limit)
 
     def get(self, batch_id: str) -> BatchRecord | None:
-        """One batch, with its jobs counted by status."""
+        """One batch, with its jobs counted by status (None: no such batch)."""
+        if not well_formed_id(batch_id):
+            return None
         with self.database.transaction(read_only=True) as connection:
             return batches.fetch_batch(connection, batch_id)
 
@@ -42,7 +45,10 @@ class BatchAdmin:
             )
 
     def cancel(self, batch_id: str) -> CancelReport | None:
-        """Cancel the batch and its nested batches (see :meth:`jobqueue.Batch.cancel`)."""
+        """Cancel the batch and its nested batches (see :meth:`jobqueue.Batch.cancel`); None
+        if there is no such batch."""
+        if not well_formed_id(batch_id):
+            return None
         with self.database.transaction() as connection:
             report = batches.cancel_batch(connection, batch_id, datetime.now(UTC))
         if report is not None:

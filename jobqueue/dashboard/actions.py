@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from jobqueue.admin import NotFoundError
+from jobqueue.dashboard.batch_pages import not_found
 from jobqueue.dashboard.context import Dashboard
 from jobqueue.dashboard.security import prefix, safe_next
 
@@ -90,6 +91,21 @@ def cancel_job(dashboard: Dashboard, request: Request, form: FormData) -> Respon
     else:
         notice = f"job {job_id} had already finished"
     return _redirect(request, _back(form, page), notice)
+
+
+def cancel_batch(dashboard: Dashboard, request: Request, form: FormData) -> Response:
+    """Cancel a batch and its nested batches (:meth:`BatchAdmin.cancel`)."""
+    batch_id: str = request.path_params["batch_id"]
+    report = dashboard.admin.batches.cancel(batch_id)
+    if report is None:
+        return not_found(dashboard, request, batch_id)
+    nested = len(report.batches) - 1
+    also = f" and {nested} nested batch(es)" if nested else ""
+    notice = (
+        f"batch {batch_id}{also} cancelled: {len(report.cancelled)} job(s) cancelled, "
+        f"{len(report.stopping)} running job(s) asked to stop"
+    )
+    return _redirect(request, _back(form, f"/batches/{quote(batch_id, safe='')}"), notice)
 
 
 def bulk_retry(dashboard: Dashboard, request: Request, form: FormData) -> Response:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from jobqueue.dashboard import actions, pages
+from jobqueue.dashboard import actions, batch_pages, pages
 from jobqueue.dashboard.context import Dashboard
 
 
@@ -34,6 +34,8 @@ def routes(dashboard: Dashboard) -> list[Route]:
         Route("/jobs", get(pages.jobs), name="jobs"),
         Route("/failed", get(pages.failed), name="failed"),
         Route("/jobs/{job_id}", get(pages.job_detail), name="job"),
+        Route("/batches", get(batch_pages.batch_list), name="batches"),
+        Route("/batches/{batch_id}", get(batch_pages.batch_detail), name="batch"),
         Route("/processes", get(pages.processes), name="processes"),
         Route("/recurring", get(pages.recurring), name="recurring"),
         Route("/metrics", get(pages.metrics_page), name="metrics"),
@@ -42,6 +44,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         Route("/jobs/{job_id}/retry", act(actions.retry_job), methods=post),
         Route("/jobs/{job_id}/discard", act(actions.discard_job), methods=post),
         Route("/jobs/{job_id}/cancel", act(actions.cancel_job), methods=post),
+        Route("/batches/{batch_id}/cancel", act(actions.cancel_batch), methods=post),
         Route("/failed/retry", act(actions.bulk_retry), methods=post),
         Route("/failed/discard", act(actions.bulk_discard), methods=post),
         Route(

@@ -249,6 +249,7 @@ POSTS = [
     "/jobs/{id}/retry",
     "/jobs/{id}/discard",
     "/jobs/{id}/cancel",
+    "/batches/{id}/cancel",
     "/failed/retry",
     "/failed/discard",
     "/queues/default/pause",
@@ -261,7 +262,9 @@ def test_every_post_route_is_covered_here(client: TestClient) -> None:
     """The CSRF and read-only tests below list the POST routes; a new one must join them."""
     app = client.app
     paths = {
-        route.path.replace("{job_id}", "{id}").replace("{queue:path}", "default")  # type: ignore[attr-defined]
+        route.path.replace("{job_id}", "{id}")  # type: ignore[attr-defined]
+        .replace("{batch_id}", "{id}")
+        .replace("{queue:path}", "default")
         for route in app.routes  # type: ignore[attr-defined]
         if "POST" in (getattr(route, "methods", None) or ())
     }

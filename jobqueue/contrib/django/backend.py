@@ -27,7 +27,7 @@ from jobqueue.config import resolve_database_url
 from jobqueue.contrib.django import borrowed, running
 from jobqueue.contrib.django.results import task_result
 from jobqueue.contrib.django.tasks import register_task
-from jobqueue.options import MAX_NAME_LENGTH, validate_queue_name
+from jobqueue.options import MAX_NAME_LENGTH, validate_queue_name, well_formed_id
 from jobqueue.queue import JobQueue
 from jobqueue.store.history import failed_attempts
 from jobqueue.store.jobs import fetch_job
@@ -150,16 +150,11 @@ class JobQueueBackend(BaseTaskBackend):
         """The task's result as stored now (``TaskResultDoesNotExist`` for an unknown id)."""
         queue = self.jobqueue
         with queue.transaction(read_only=True) as connection:
-            row = fetch_job(connection, str(result_id)) if _plausible(result_id) else None
+            row = fetch_job(connection, str(result_id)) if well_formed_id(result_id) else None
             if row is None:
                 raise TaskResultDoesNotExist(result_id)
             history = failed_attempts(connection, row.id)
         return task_result(row, history, alias=self.alias)
-
-
-def _plausible(result_id: object) -> bool:
-    """A ULID-shaped id: anything else cannot be a job's (and is not sent to the database)."""
-    return isinstance(result_id, str) and len(result_id) == 26 and result_id.isalnum()
 
 
 def _aware(run_after: datetime | None) -> datetime | None:
