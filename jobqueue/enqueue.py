@@ -100,7 +100,8 @@ def _write(
     rows, handles = _rows(database, calls, max_payload_bytes)
     for row in rows:
         row["trace_context"] = trace_context
-        row["batch_id"] = target.batch_id
+        if target.batch_id is not None:
+            row["batch_id"] = target.batch_id
     limits = [call.concurrency_limit for call in calls]
     needs = [
         Needs(call.depends_on, call.on_dependency_failure == "run") if call.depends_on else None
@@ -176,8 +177,6 @@ def _rows(
                 "created_at": now,
                 "concurrency_key": call.concurrency_key,
                 "trace_context": None,  # set by the caller when a trace is being recorded
-                "batch_id": None,  # set by the caller when the job joins a batch
-                "open_dependencies": None,  # set when it waits for its dependencies
                 "unique_key": (
                     hashlib.sha256(unique_key.encode()).hexdigest()
                     if unique_key is not None

@@ -94,10 +94,9 @@ def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
 
 
 def insert_alone(connection: Connection, row: Mapping[str, Any], *, wake: bool) -> None:
-    """Insert one job with the statement of :func:`insert_alone_statement` (a plain job: the
-    workflow columns it leaves out are NULL)."""
-    values = {name: row[name] for name in ENQUEUE_COLUMNS}
-    connection.execute(insert_alone_statement(connection.dialect.name, wake=wake), values)
+    """Insert one job with the statement of :func:`insert_alone_statement` (a plain job: its
+    row has exactly :data:`ENQUEUE_COLUMNS`)."""
+    connection.execute(insert_alone_statement(connection.dialect.name, wake=wake), row)
 
 
 def insert_alone_statement(dialect: str, *, wake: bool) -> Any:
@@ -191,12 +190,43 @@ def insert_rows(
     are counted into it, and those cancelled here end in it at once."""
     now = datetime.now(UTC)
     edges = prepare_dependents(connection, rows, needs, now) if needs and any(needs) else []
-    plain = [row for row in rows if _is_plain(row)]
-    insert_jobs(connection, plain)
+    # Rows that go one by one: a unique key, a concurrency limit, or cancelled at enqueue (a
+    # row with two more columns). The rest go in an executemany.
+    special = [
+        index
+        for index, row in enumerate(rows)
+        if row["unique_key"] or row["concurrency_key"] or row["status"] == CANCELLED
+    ]
+    plain = (
+        [row for index, row in enumerate(rows) if index not in set(special)] if special else rows
+    )
+    if needs and any(needs):
+        # One executemany per set of columns: a dependent's row also has open_dependencies.
+        insert_jobs(connection, [row for row in plain if "open_dependencies" not in row])
+        insert_jobs(connection, [row for row in plain if "open_dependencies" in row])
+    else:
+        insert_jobs(connection, plain)
+    existing = _insert_special(connection, rows, limits, special)
+    inserted = [row for index, row in enumerate(rows) if index not in existing]
+    if edges or special or any("batch_id" in row for row in rows):
+        _settle_workflow(connection, inserted, edges, existing, rows, now)
+    if connection.dialect.name == "postgresql":
+        due = (r["queue"] for r in inserted if r["status"] == PENDING and r["scheduled_for"] <= now)
+        notify_enqueued(connection, set(due))
+    return existing
+
+
+def _insert_special(
+    connection: Connection,
+    rows: list[dict[str, Any]],
+    limits: list[int | None],
+    special: list[int],
+) -> dict[int, str]:
+    """Insert, one by one, the rows with a concurrency limit, a unique key, or cancelled at
+    enqueue; returns {row index: id of the queued twin} for unique rows whose key was taken."""
     existing: dict[int, str] = {}
-    for index, row in enumerate(rows):
-        if _is_plain(row):
-            continue
+    for index in special:
+        row = rows[index]
         key, limit = row["concurrency_key"], limits[index]
         if key is not None and limit is not None:
             if row["status"] == PENDING:
@@ -211,21 +241,7 @@ def insert_rows(
             existing[index] = found
             if key is not None and row["status"] == PENDING:
                 release_slots(connection, [key])  # the queued twin keeps its own
-    inserted = [row for index, row in enumerate(rows) if index not in existing]
-    _settle_workflow(connection, inserted, edges, existing, rows, now)
-    notify_enqueued(
-        connection,
-        {r["queue"] for r in inserted if r["status"] == PENDING and r["scheduled_for"] <= now},
-    )
     return existing
-
-
-def _is_plain(row: dict[str, Any]) -> bool:
-    """A row that goes in the one executemany: no unique key, no concurrency limit, and the
-    same columns as every plain row (a row cancelled at enqueue has two more)."""
-    return (
-        row["unique_key"] is None and row["concurrency_key"] is None and row["status"] != CANCELLED
-    )
 
 
 def _settle_workflow(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -58,16 +58,21 @@ def _batch(connection: Connection, batch_id: str) -> Row[Any] | None:
     return connection.execute(select(job_batches).where(job_batches.c.id == batch_id)).first()
 
 
+def _grouped(pairs: Iterable[tuple[str | None, str]]) -> list[tuple[str, Counter[str]]]:
+    """(batch id, its ends counted by status) in id order: the order batch rows are locked in,
+    so that concurrent outcomes queue rather than deadlock."""
+    by_batch: dict[str, Counter[str]] = {}
+    for batch_id, status in pairs:
+        assert batch_id is not None
+        by_batch.setdefault(batch_id, Counter())[status] += 1
+    return sorted(by_batch.items())
+
+
 def _count_members(connection: Connection, ended: list[Ended], now: datetime) -> list[Ended]:
     """Move the counts of the batches ``ended`` are members of; returns the batches that
     finished (members done and no callback to wait for)."""
-    by_batch: dict[str, Counter[str]] = {}
-    for item in ended:
-        assert item.batch_id is not None
-        by_batch.setdefault(item.batch_id, Counter())[item.status] += 1
     finished: list[Ended] = []
-    for batch_id in sorted(by_batch):
-        counts = by_batch[batch_id]
+    for batch_id, counts in _grouped((item.batch_id, item.status) for item in ended):
         connection.execute(
             update(job_batches)
             .where(job_batches.c.id == batch_id, job_batches.c.members_done_at.is_(None))
@@ -138,13 +143,8 @@ def _insert_callbacks(
 def _count_callbacks(connection: Connection, ended: list[Ended], now: datetime) -> list[Ended]:
     """Move the callback counts of the batches whose callbacks ended; returns the batches
     that finished."""
-    by_batch: dict[str, Counter[str]] = {}
-    for item in ended:
-        assert item.callback_of is not None
-        by_batch.setdefault(item.callback_of, Counter())[item.status] += 1
     finished: list[Ended] = []
-    for batch_id in sorted(by_batch):
-        counts = by_batch[batch_id]
+    for batch_id, counts in _grouped((item.callback_of, item.status) for item in ended):
         connection.execute(
             update(job_batches)
             .where(job_batches.c.id == batch_id, job_batches.c.finished_at.is_(None))
