@@ -112,8 +112,10 @@ class JobCall:
             not isinstance(self.unique_key, str) or not self.unique_key
         ):
             raise ValueError(f"unique_key must be a non-empty string, not {self.unique_key!r}")
-        object.__setattr__(self, "depends_on", dependency_ids(self.depends_on))
-        validate_dependency_failure(self.on_dependency_failure)
+        if self.depends_on != ():  # checked only when given: this runs on every enqueue
+            object.__setattr__(self, "depends_on", dependency_ids(self.depends_on))
+        if self.on_dependency_failure != "cancel":
+            validate_dependency_failure(self.on_dependency_failure)
         if (self.concurrency_key is None) != (self.concurrency_limit is None):
             raise ValueError("concurrency_key and concurrency_limit go together")
         if self.concurrency_key is not None and (
