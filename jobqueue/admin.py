@@ -17,9 +17,10 @@ from sqlalchemy import Connection
 from jobqueue.batch_admin import BatchAdmin
 from jobqueue.database import Database
 from jobqueue.errors import JobNotFoundError, StepNotFoundError
-from jobqueue.options import validate_queue_name, well_formed_id
+from jobqueue.options import well_formed_id
+from jobqueue.queue_admin import QueueAdmin
 from jobqueue.reports import CancelResult, MinuteStats, QueueSummary, Stats
-from jobqueue.schema import CANCELLED, FAILED, PENDING, RUNNING, STATUSES, SUCCEEDED
+from jobqueue.schema import CANCELLED, FAILED, STATUSES, SUCCEEDED
 from jobqueue.store import counters, listing, operator, steps
 from jobqueue.store.jobs import JobRecord, fetch_job
 from jobqueue.store.processes import ProcessRow, all_processes
@@ -58,8 +59,9 @@ def _check_listing(
             raise ValueError(f"{label} must be at most {longest} characters, without NUL bytes")
 
 
-class Admin:
-    """Operator actions on one database (a :class:`~jobqueue.JobQueue`)."""
+class Admin(QueueAdmin):
+    """Operator actions on one database (a :class:`~jobqueue.JobQueue`); those on queues are
+    :class:`~jobqueue.queue_admin.QueueAdmin`'s."""
 
     def __init__(self, jobqueue: Database) -> None:
         self.jobqueue = jobqueue
@@ -173,47 +175,6 @@ class Admin:
             log.info("jobs_pruned", status=status, count=total)
         return total
 
-    # -- queues -------------------------------------------------------------------------------
-
-    def queues(self) -> list[QueueSummary]:
-        now = _now()
-        with self.jobqueue.transaction(read_only=True) as connection:
-            by_queue, due_by_queue, paused = operator.queue_counts(connection, now)
-        summaries = []
-        for queue in sorted(set(by_queue) | paused):
-            counts = by_queue.get(queue, {})
-            due, oldest = due_by_queue.get(queue, (0, None))
-            summaries.append(
-                QueueSummary(
-                    queue=queue,
-                    pending=counts.get(PENDING, 0),
-                    due=due,
-                    running=counts.get(RUNNING, 0),
-                    failed=counts.get(FAILED, 0),
-                    paused=queue in paused,
-                    latency_seconds=(now - oldest).total_seconds() if oldest else None,
-                )
-            )
-        return summaries
-
-    def pause(self, queue: str) -> bool:
-        """Stop workers claiming from ``queue``; returns False if it was already paused."""
-        _check_queue(queue)
-        with self.jobqueue.transaction() as connection:
-            paused = operator.pause(connection, queue, _now())
-        if paused:
-            log.info("queue_paused", queue=queue)
-        return paused
-
-    def resume(self, queue: str) -> bool:
-        """Let workers claim from ``queue`` again; returns False if it was not paused."""
-        _check_queue(queue)
-        with self.jobqueue.transaction() as connection:
-            resumed = operator.resume(connection, queue)
-        if resumed:
-            log.info("queue_resumed", queue=queue)
-        return resumed
-
     # -- processes and counters ---------------------------------------------------------------
 
     def processes(self) -> list[ProcessRow]:
@@ -264,12 +225,6 @@ def _check_minutes(minutes: int) -> int:
     if minutes < 1:
         raise ValueError("minutes must be at least 1")
     return minutes
-
-
-def _check_queue(queue: str) -> None:
-    validate_queue_name(queue)
-    if "\x00" in queue:
-        raise ValueError("a queue name cannot contain a NUL byte")
 
 
 def _distinct(job_ids: Sequence[str]) -> list[str]:

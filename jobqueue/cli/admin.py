@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +12,14 @@ from typing import Any
 from jobqueue.admin import Stats
 from jobqueue.cli.common import admin_for, iso, parse_duration, table
 from jobqueue.queue import JobQueue
+from jobqueue.store.purge import CLEARABLE
 
 
 def add_admin_parsers(commands: Any, add_database_url: Any) -> None:
     """``jobrunner queues|processes|stats|recurring|prune``."""
-    queues = commands.add_parser("queues", help="per-queue counts and latency; pause/resume")
+    queues = commands.add_parser(
+        "queues", help="per-queue counts and latency; pause, resume or clear one"
+    )
     add_database_url(queues)
     queues.add_argument("--json", action="store_true")
     queues.set_defaults(handler=cmd_queues)
@@ -30,6 +34,19 @@ def add_admin_parsers(commands: Any, add_database_url: Any) -> None:
         sub.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS)
         sub.add_argument("queue")
         sub.set_defaults(handler=cmd_queue_pause if verb == "pause" else cmd_queue_resume)
+
+    clear = queue_actions.add_parser(
+        "clear", help="discard a queue's waiting jobs (pending, scheduled, blocked)"
+    )
+    clear.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS)
+    clear.add_argument("queue")
+    clear.add_argument(
+        "--status",
+        default=",".join(CLEARABLE),
+        help="comma-separated: pending (due now), scheduled (due later), blocked; default all",
+    )
+    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    clear.set_defaults(handler=cmd_queue_clear)
 
     procs = commands.add_parser("processes", help="live supervisors and workers")
     add_database_url(procs)
@@ -95,6 +112,21 @@ def cmd_queue_pause(args: argparse.Namespace) -> int:
         )
     changed = admin.pause(args.queue)
     print(f"queue {args.queue!r} {'paused' if changed else 'was already paused'}")
+    return 0
+
+
+def cmd_queue_clear(args: argparse.Namespace) -> int:
+    statuses = [status.strip() for status in args.status.split(",") if status.strip()]
+    admin = admin_for(args)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ValueError("clearing a queue cannot be undone: pass --yes to confirm")
+        answer = input(f"discard the {'/'.join(statuses)} jobs of queue {args.queue!r}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing cleared")
+            return 1
+    count = admin.clear_queue(args.queue, statuses=statuses)
+    print(f"cleared {count} job(s) from queue {args.queue!r}")
     return 0
 
 

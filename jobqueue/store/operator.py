@@ -211,11 +211,13 @@ def prune_batch(connection: Connection, *, status: str, cutoff: datetime, limit:
     return len(ids)
 
 
-def delete_jobs(connection: Connection, ids: list[str]) -> None:
-    """Delete finished jobs with everything kept beside them: a stop request, steps,
-    attempt history, dependency edges."""
+def delete_jobs(
+    connection: Connection, ids: list[str], *, statuses: Sequence[str] = TERMINAL_STATUSES
+) -> None:
+    """Delete jobs (those of ``ids`` still in ``statuses``: finished ones, unless said) with
+    everything kept beside them: a stop request, steps, attempt history, dependency edges."""
     connection.execute(
-        delete(job_queue).where(job_queue.c.id.in_(ids), job_queue.c.status.in_(TERMINAL_STATUSES))
+        delete(job_queue).where(job_queue.c.id.in_(ids), job_queue.c.status.in_(list(statuses)))
     )
     connection.execute(delete(job_cancellations).where(job_cancellations.c.job_id.in_(ids)))
     delete_steps(connection, ids)
