@@ -35,18 +35,7 @@ def add_admin_parsers(commands: Any, add_database_url: Any) -> None:
         sub.add_argument("queue")
         sub.set_defaults(handler=cmd_queue_pause if verb == "pause" else cmd_queue_resume)
 
-    clear = queue_actions.add_parser(
-        "clear", help="discard a queue's waiting jobs (pending, scheduled, blocked)"
-    )
-    clear.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS)
-    clear.add_argument("queue")
-    clear.add_argument(
-        "--status",
-        default=",".join(CLEARABLE),
-        help="comma-separated: pending (due now), scheduled (due later), blocked; default all",
-    )
-    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    clear.set_defaults(handler=cmd_queue_clear)
+    _add_clear_parser(queue_actions)
 
     procs = commands.add_parser("processes", help="live supervisors and workers")
     add_database_url(procs)
@@ -75,6 +64,22 @@ def add_admin_parsers(commands: Any, add_database_url: Any) -> None:
     prune.add_argument("--status", required=True, choices=["succeeded", "failed", "cancelled"])
     prune.add_argument("--older-than", required=True, type=parse_duration, metavar="DURATION")
     prune.set_defaults(handler=cmd_prune)
+
+
+def _add_clear_parser(queue_actions: Any) -> None:
+    """``jobrunner queues clear NAME [--status ...] [--yes]``."""
+    clear = queue_actions.add_parser(
+        "clear", help="discard a queue's waiting jobs (pending, scheduled, blocked)"
+    )
+    clear.add_argument("--database-url", metavar="URL", default=argparse.SUPPRESS)
+    clear.add_argument("queue")
+    clear.add_argument(
+        "--status",
+        default=",".join(CLEARABLE),
+        help="comma-separated: pending (due now), scheduled (due later), blocked; default all",
+    )
+    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    clear.set_defaults(handler=cmd_queue_clear)
 
 
 def cmd_queues(args: argparse.Namespace) -> int:
