@@ -71,6 +71,12 @@ class QueueAdmin:
             log.info("queue_resumed", queue=queue)
         return resumed
 
+    def clearable(self, queue: str) -> dict[str, int]:
+        """How many of ``queue``'s jobs :meth:`clear_queue` would discard, by status."""
+        check_queue(queue)
+        with self.jobqueue.transaction(read_only=True) as connection:
+            return purge.clearable_counts(connection, queue, datetime.now(UTC))
+
     def clear_queue(self, queue: str, *, statuses: Sequence[str] = CLEARABLE) -> int:
         """Discard ``queue``'s waiting jobs in ``statuses`` (``pending``: due now,
         ``scheduled``: due later, ``blocked``; all three by default), a thousand per

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from jobqueue.schema import BLOCKED, PENDING, job_queue
 from jobqueue.store import operator
@@ -63,3 +63,17 @@ def clear_chunk(
         cancelled = operator.cancel_waiting(connection, involved, now)
         operator.delete_jobs(connection, sorted(cancelled))
     return len(rows)
+
+
+def clearable_counts(connection: Connection, queue: str, now: datetime) -> dict[str, int]:
+    """{pending, scheduled, blocked: how many of ``queue``'s jobs a clear would discard}."""
+    return {
+        status: int(
+            connection.execute(
+                select(func.count())
+                .select_from(job_queue)
+                .where(job_queue.c.queue == queue, _matching([status], now))
+            ).scalar_one()
+        )
+        for status in CLEARABLE
+    }

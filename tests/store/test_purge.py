@@ -63,6 +63,7 @@ def test_clear_discards_waiting_jobs_and_leaves_the_rest(jq: JobQueue) -> None:
     due = [work.enqueue(f"due-{i}") for i in range(3)]
     later = [work.enqueue_in(timedelta(hours=1), f"later-{i}") for i in range(2)]
     elsewhere = other.enqueue("elsewhere")
+    assert jq.admin.clearable("bulk") == {"pending": 3, "scheduled": 2, "blocked": 0}
     assert jq.admin.clear_queue("bulk", statuses=["scheduled"]) == 2
     assert [status(jq, h.id) for h in later] == [None, None]
     assert all(status(jq, h.id) == PENDING for h in due)
