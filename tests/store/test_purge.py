@@ -12,8 +12,8 @@ import pytest
 from jobqueue import JobQueue, batch, job
 from jobqueue import queue_admin as queue_admin_module
 from jobqueue.cli.main import main
-from jobqueue.schema import BLOCKED, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED
 from jobqueue.runtime import lifecycle
+from jobqueue.schema import BLOCKED, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED
 from jobqueue.store import claims
 from jobqueue.testing import drain
 
