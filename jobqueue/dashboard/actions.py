@@ -20,6 +20,7 @@ from jobqueue.admin import NotFoundError
 from jobqueue.dashboard.batch_pages import not_found
 from jobqueue.dashboard.context import Dashboard
 from jobqueue.dashboard.security import prefix, safe_next
+from jobqueue.queue_admin import check_queue
 
 
 def _redirect(request: Request, target: str, notice: str) -> Response:
@@ -143,3 +144,17 @@ def resume_queue(dashboard: Dashboard, request: Request, form: FormData) -> Resp
     changed = dashboard.admin.resume(queue)
     notice = f"queue {queue} resumed" if changed else f"queue {queue} was not paused"
     return _redirect(request, _back(form, "/"), notice)
+
+
+def clear_queue(dashboard: Dashboard, request: Request, form: FormData) -> Response:
+    """Discard the queue's waiting jobs of the ticked statuses (:meth:`Admin.clear_queue`, the
+    confirmation page's form). None ticked clears nothing; an unknown one is a 400 before any
+    job is touched."""
+    queue: str = request.path_params["queue"]
+    check_queue(queue)  # a bad name is a 400 even when nothing is ticked
+    ticked = [value for value in form.getlist("status") if isinstance(value, str)]
+    if not ticked:
+        page = f"/queues/{quote(queue, safe='')}/clear"
+        return _redirect(request, page, "no status ticked: nothing cleared")
+    cleared = dashboard.admin.clear_queue(queue, statuses=list(dict.fromkeys(ticked)))
+    return _redirect(request, "/", f"cleared {cleared} job(s) from queue {queue}")

@@ -38,6 +38,25 @@ def overview(dashboard: Dashboard, request: Request) -> Response:
     )
 
 
+def clear_queue_page(dashboard: Dashboard, request: Request) -> Response:
+    """The confirmation before clearing a queue: what a clear would discard, by status, with a
+    box for each (all ticked) and the form (:func:`.actions.clear_queue`), none when
+    read-only."""
+    queue: str = request.path_params["queue"]
+    try:
+        counts = dashboard.admin.clearable(queue)
+    except ValueError as error:  # a name no queue can have (too long, a NUL byte)
+        return dashboard.error(request, str(error), 400)
+    return dashboard.page(
+        request,
+        "clear_queue.html",
+        nav="overview",
+        queue=queue,
+        counts=counts,
+        total=sum(counts.values()),
+    )
+
+
 def _filters(request: Request, nav: str) -> dict[str, str]:
     params = request.query_params
     found = {key: params[key] for key in ("status", "queue", "name") if params.get(key)}

@@ -39,6 +39,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         Route("/processes", get(pages.processes), name="processes"),
         Route("/recurring", get(pages.recurring), name="recurring"),
         Route("/metrics", get(pages.metrics_page), name="metrics"),
+        Route("/queues/{queue:path}/clear", get(pages.clear_queue_page), name="clear_queue"),
         Route("/login", get(pages.login_form), name="login_form"),
         Route("/login", login_endpoint, name="login", methods=post),
         Route("/jobs/{job_id}/retry", act(actions.retry_job), methods=post),
@@ -47,14 +48,7 @@ def routes(dashboard: Dashboard) -> list[Route]:
         Route("/batches/{batch_id}/cancel", act(actions.cancel_batch), methods=post),
         Route("/failed/retry", act(actions.bulk_retry), methods=post),
         Route("/failed/discard", act(actions.bulk_discard), methods=post),
-        Route(
-            "/queues/{queue:path}/pause",
-            act(actions.pause_queue),
-            methods=post,
-        ),
-        Route(
-            "/queues/{queue:path}/resume",
-            act(actions.resume_queue),
-            methods=post,
-        ),
+        Route("/queues/{queue:path}/pause", act(actions.pause_queue), methods=post),
+        Route("/queues/{queue:path}/resume", act(actions.resume_queue), methods=post),
+        Route("/queues/{queue:path}/clear", act(actions.clear_queue), methods=post),
     ]

@@ -80,7 +80,7 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def page(browser_context: Any) -> Iterator[Any]:
     """A new tab; a JavaScript dialog (what an injected ``alert`` would open) fails the test,
     and so does anything the Content-Security-Policy blocked (an inline style or script left in
-    a template)."""
+    a template) and any error a script threw."""
     browser_context.clear_cookies()
     tab = browser_context.new_page()
     dialogs: list[str] = []
@@ -92,12 +92,15 @@ def page(browser_context: Any) -> Iterator[Any]:
             blocked.append(message.text) if "Content Security Policy" in message.text else None
         ),
     )
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
     try:
         yield tab
     finally:
         tab.close()
     assert not dialogs, f"the page opened a JavaScript dialog: {dialogs}"
     assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
+    assert not errors, f"a script failed: {errors}"
 
 
 class ServedApp:

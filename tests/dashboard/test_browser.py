@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,8 +136,8 @@ def test_stylesheet_and_script_work_under_the_policy(
     jq: JobQueue, page: Any, served: ServedApp, tmp_path: Path
 ) -> None:
     """No inline style or script is left (the page fixture fails on any the policy blocked),
-    and the static ones do their work: the styles apply, and the failed list's header box
-    ticks every row."""
+    and the static ones do their work: the styles apply, the failed list's header box ticks
+    every row, and a queue's clear confirmation counts the jobs of the ticked statuses."""
     jq.enqueue_many([JobCall("dash.flaky", queue="mail", max_attempts=1) for _ in range(3)])
     run_worker_burst(jq.database_url, tmp_path / "work.log")
     response = page.goto(served.url + "/failed")
@@ -150,6 +151,30 @@ def test_stylesheet_and_script_work_under_the_policy(
     assert [rows.nth(n).is_checked() for n in range(3)] == [True] * 3
     page.locator("#select-all").uncheck()
     assert [rows.nth(n).is_checked() for n in range(3)] == [False] * 3
+
+    # Clearing a queue behind its confirmation page: the Discard button counts the ticked
+    # statuses' jobs as boxes are ticked, and only those are discarded.
+    jq.enqueue_many([JobCall("dash.fine", queue="mail") for _ in range(2)])
+    (later,) = jq.enqueue_many(
+        [JobCall("dash.fine", queue="mail", scheduled_for=datetime.now(UTC) + timedelta(hours=1))]
+    )
+    page.goto(served.url + "/")
+    page.locator('tr[data-queue="mail"]').get_by_role("link", name="Clear…").click()
+    page.wait_for_url(re.compile(r"/queues/mail/clear$"))
+    assert "cannot be undone" in page.locator("#warning").inner_text()
+    discard = page.locator("#discard")
+    assert discard.inner_text() == "Discard 3 jobs"
+    page.get_by_label("scheduled", exact=True).uncheck()
+    assert discard.inner_text() == "Discard 2 jobs"
+    page.get_by_label("pending", exact=True).uncheck()
+    page.get_by_label("blocked", exact=True).uncheck()
+    assert discard.inner_text() == "Discard 0 jobs"
+    page.get_by_label("pending", exact=True).check()
+    discard.click()
+    page.wait_for_url(re.compile(r"/\?notice="))
+    assert page.get_by_role("status").inner_text() == "cleared 2 job(s) from queue mail"
+    assert jq.admin.clearable("mail") == {"pending": 0, "scheduled": 1, "blocked": 0}
+    assert jq.get_job(later.id) is not None
 
 
 ATTACK = """async () => {

@@ -254,6 +254,7 @@ POSTS = [
     "/failed/discard",
     "/queues/default/pause",
     "/queues/default/resume",
+    "/queues/default/clear",
     "/login",
 ]
 

@@ -8,3 +8,15 @@ document.addEventListener("change", (event) => {
     for (const row of document.querySelectorAll("input[name=ids]")) row.checked = box.checked;
   }
 });
+
+// Clearing a queue: the Discard button counts the jobs of the ticked statuses.
+document.addEventListener("change", (event) => {
+  const box = event.target;
+  const button = document.getElementById("discard");
+  if (!(box instanceof HTMLInputElement) || box.name !== "status" || !button) return;
+  let total = 0;
+  for (const status of document.querySelectorAll("input[name=status][form=clear]:checked")) {
+    total += Number(status.dataset.count) || 0;
+  }
+  button.textContent = `Discard ${total} job${total === 1 ? "" : "s"}`;
+});
