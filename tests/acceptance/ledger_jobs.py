@@ -110,6 +110,12 @@ def nap(seconds: float) -> None:
     time.sleep(seconds)
 
 
+@job(name="ledger.doze", queue="other")
+def doze(seconds: float) -> None:
+    """Only sleeps (no ledger row): steady work whose pace the database barely touches."""
+    time.sleep(seconds)
+
+
 @job(name="ledger.spin")
 def spin(seconds: float) -> None:
     """CPU-bound: pure Python, holding the GIL as much as Python code can."""
