@@ -78,11 +78,17 @@ def _check(row: dict[str, Any], need: Needs, state: dict[str, str], ancestors: _
             f"depends_on: {', '.join(later)} is not written before this job (a dependency "
             "must be enqueued first)"
         )
-    own = set(need.ids) & ancestors.of(row.get("batch_id"))
+    batches = ancestors.of(row.get("batch_id"))
+    own = set(need.ids) & batches
     if own:
         raise ValueError(
             f"depends_on: the job is a member of batch {own.pop()}, which cannot finish "
             "before the job does"
+        )
+    if batches and _waits_for(ancestors.connection, need.ids, batches):
+        raise ValueError(
+            "depends_on: a dependency waits (itself or through its own dependencies) for a "
+            "batch this job is a member of, which cannot finish before the job does"
         )
 
 
@@ -99,18 +105,38 @@ def _set_status(row: dict[str, Any], need: Needs, state: dict[str, str], now: da
             f"cancelled at enqueue: its dependency {failed[0]} did not succeed "
             '(on_dependency_failure="cancel")',
         )
-        row.update(status=CANCELLED, finished_at=now, last_error=error.to_json())
+        # Its unique key is let go, as for every job that ends (another enqueue may take it).
+        row.update(status=CANCELLED, finished_at=now, last_error=error.to_json(), unique_key=None)
         return
     open_ids = [d for d in need.ids if state[d] == _OPEN]
     if open_ids:
         row.update(status=WAITING, open_dependencies=len(open_ids))
 
 
+def _waits_for(connection: Connection, ids: Sequence[str], batches: set[str]) -> bool:
+    """Whether any of ``ids`` awaits one of ``batches``, directly or down its awaited edges
+    (read for jobs in batches only: a cycle can be closed only through a batch, since every
+    other dependency exists before its dependent)."""
+    seen, frontier = set(ids), list(ids)
+    while frontier:
+        awaited = connection.execute(
+            select(job_dependencies.c.dependency_id).where(
+                job_dependencies.c.dependent_id.in_(frontier),
+                job_dependencies.c.awaited.is_(True),
+            )
+        ).scalars()
+        frontier = [d for d in set(awaited) if d not in seen]
+        if batches & set(frontier):
+            return True
+        seen.update(frontier)
+    return False
+
+
 class _Ancestors:
     """A batch and the batches it is nested in, read once per batch."""
 
     def __init__(self, connection: Connection) -> None:
-        self._connection = connection
+        self.connection = connection
         self._parents: dict[str, str | None] = {}
 
     def of(self, batch_id: str | None) -> set[str]:
@@ -118,7 +144,7 @@ class _Ancestors:
         while batch_id is not None and batch_id not in found:
             found.add(batch_id)
             if batch_id not in self._parents:
-                self._parents[batch_id] = self._connection.execute(
+                self._parents[batch_id] = self.connection.execute(
                     select(job_batches.c.parent_id).where(job_batches.c.id == batch_id)
                 ).scalar()
             batch_id = self._parents[batch_id]

@@ -189,6 +189,9 @@ def insert_rows(
     failed (see :func:`~jobqueue.store.dependencies.prepare_dependents`). Rows in a batch
     are counted into it, and those cancelled here end in it at once."""
     now = datetime.now(UTC)
+    for row in rows:  # a retried transaction sees the rows as the last try left them
+        if row["status"] == BLOCKED:
+            row["status"] = PENDING
     edges = prepare_dependents(connection, rows, needs, now) if needs and any(needs) else []
     # Rows that go one by one: a unique key, a concurrency limit, or cancelled at enqueue (a
     # row with two more columns). The rest go in an executemany.

@@ -70,9 +70,16 @@ def retry(
     it, so its next run does them again (a job without that step keeps all of its steps:
     :func:`~jobqueue.store.steps.jobs_without_step` is the caller's check)."""
     retryable = job_queue.c.status.in_(_RETRYABLE)
+    # Locked as read: two retries (or a retry and a discard) at once must not both reopen a
+    # batch's count for the same job.
     ids = list(
         connection.execute(
-            select(job_queue.c.id).where(job_queue.c.id.in_(list(job_ids)), retryable)
+            locking(
+                connection,
+                select(job_queue.c.id)
+                .where(job_queue.c.id.in_(list(job_ids)), retryable)
+                .order_by(job_queue.c.id),
+            )
         ).scalars()
     )
     if not ids:

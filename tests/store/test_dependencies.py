@@ -167,3 +167,28 @@ def test_a_job_can_wait_for_a_whole_batch(jq: JobQueue) -> None:
     drain(jq)
     assert ran == ["member", "callback", "after"]  # the batch ends after its callbacks
     assert after.result() == {}  # a batch has no result
+
+
+@job(name="deps.unique", unique=True)
+def unique_step(label: str) -> None:
+    ran.append(label)
+
+
+def test_a_job_cancelled_at_enqueue_lets_its_unique_key_go(jq: JobQueue) -> None:
+    failed = fails.enqueue("failed")
+    drain(jq)
+    gone = unique_step.using(depends_on=[failed]).enqueue("same")
+    assert status(jq, gone) == CANCELLED
+    again = unique_step.enqueue("same")  # the key is free: a new job, not the cancelled one
+    assert not again.existing and again.id != gone.id and status(jq, again) == PENDING
+
+
+def test_a_cycle_through_a_batch_is_refused(jq: JobQueue) -> None:
+    with batch() as b:
+        step.enqueue_in(timedelta(hours=1), "member")
+    outside = step.using(depends_on=[b]).enqueue("waits for the batch")
+    below = step.using(depends_on=[outside]).enqueue("waits for that one")
+    with pytest.raises(ValueError, match=r"waits .* for a batch this job is a member of"):
+        b.add(step.using(depends_on=[below]).call("would close the cycle"))
+    record = b.fetch()
+    assert record is not None and record.total == 1  # nothing was added
