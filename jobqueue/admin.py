@@ -21,7 +21,7 @@ from jobqueue.options import well_formed_id
 from jobqueue.queue_admin import QueueAdmin
 from jobqueue.reports import CancelResult, MinuteStats, QueueSummary, Stats
 from jobqueue.schema import CANCELLED, FAILED, STATUSES, SUCCEEDED
-from jobqueue.store import counters, listing, operator, steps
+from jobqueue.store import cancelling, counters, listing, operator, steps
 from jobqueue.store.jobs import JobRecord, fetch_job
 from jobqueue.store.processes import ProcessRow, all_processes
 
@@ -140,7 +140,7 @@ class Admin(QueueAdmin):
         now = _now()
         with self.jobqueue.transaction() as connection:
             _require(connection, ids)
-            waiting = operator.cancel_waiting(connection, ids, now)
+            waiting = cancelling.cancel_waiting(connection, ids, now)
             running = operator.request_cancel(connection, ids, now)
         cancelled = _logged("job_cancelled", [job_id for job_id in ids if job_id in waiting])
         requested = _logged("job_cancel_requested", [job_id for job_id in ids if job_id in running])

@@ -24,7 +24,7 @@ from jobqueue.schema import (
     job_dependencies,
     job_queue,
 )
-from jobqueue.store import operator, workflow
+from jobqueue.store import cancelling, operator, workflow
 from jobqueue.store.dependencies import batch_outcome
 from jobqueue.store.depends_on import Needs
 from jobqueue.store.jobs import insert_rows
@@ -183,7 +183,7 @@ def cancel_batch(connection: Connection, batch_id: str, now: datetime) -> Cancel
     stopping: set[str] = set()
     for start in range(0, len(members), _CHUNK):
         chunk = members[start : start + _CHUNK]
-        cancelled |= operator.cancel_waiting(connection, chunk, now)
+        cancelled |= cancelling.cancel_waiting(connection, chunk, now)
         stopping |= operator.request_cancel(
             connection, [i for i in chunk if i not in cancelled], now
         )

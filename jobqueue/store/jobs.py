@@ -22,6 +22,7 @@ from sqlalchemy import (
 from jobqueue.error_record import ErrorRecord
 from jobqueue.schema import BLOCKED, CANCELLED, PENDING, WAITING, job_queue
 from jobqueue.serialization import decode_arguments
+from jobqueue.store.cancelling import cancel_waiting
 from jobqueue.store.dependencies import Ended
 from jobqueue.store.depends_on import Edge, Needs, prepare_dependents, write_edges
 from jobqueue.store.dialect import (
@@ -261,8 +262,7 @@ def _settle_workflow(
     renamed = {rows[index]["id"]: twin for index, twin in existing.items()}
     write_edges(connection, [e for e in edges if e[1] in ids], renamed)
     members = Counter(row["batch_id"] for row in inserted if row.get("batch_id"))
-    if members:
-        add_members(connection, dict(members))
+    cancelled = add_members(connection, dict(members)) if members else set()
     born_cancelled = [
         Ended(row["id"], CANCELLED, batch_id=row.get("batch_id"), has_dependents=False)
         for row in inserted
@@ -270,6 +270,9 @@ def _settle_workflow(
     ]
     if born_cancelled:
         finish(connection, born_cancelled, now)
+    if cancelled:  # added to a cancelled batch: cancelled at once, never run
+        joined = [row["id"] for row in inserted if row.get("batch_id") in cancelled]
+        cancel_waiting(connection, joined, now)
 
 
 def fetch_job(connection: Connection, job_id: str) -> JobRecord | None:

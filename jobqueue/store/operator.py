@@ -29,17 +29,16 @@ from jobqueue.schema import (
     STATUSES,
     SUCCEEDED,
     TERMINAL_STATUSES,
-    WAITING,
     job_cancellations,
     job_queue,
     job_queue_pauses,
     job_semaphores,
 )
 from jobqueue.store import workflow
-from jobqueue.store.dependencies import Ended, delete_edges
+from jobqueue.store.dependencies import delete_edges
 from jobqueue.store.dialect import locking, notify_enqueued
 from jobqueue.store.history import delete_history
-from jobqueue.store.semaphores import acquire_slot, release_slots
+from jobqueue.store.semaphores import acquire_slot
 from jobqueue.store.steps import delete_steps, drop_steps_from
 
 _RETRYABLE = (FAILED, CANCELLED)
@@ -125,48 +124,6 @@ def _ids_in(connection: Connection, job_ids: Sequence[str], statuses: Sequence[s
         job_queue.c.id.in_(list(job_ids)), job_queue.c.status.in_(list(statuses))
     )
     return set(connection.execute(query).scalars())
-
-
-def cancel_waiting(connection: Connection, job_ids: Sequence[str], now: datetime) -> set[str]:
-    """Waiting, pending or blocked jobs among ``job_ids`` become cancelled; a pending one's
-    concurrency slot passes on, and the end is carried to their batches and dependents
-    (:mod:`~jobqueue.store.workflow`). Rows are locked first (where the database has row
-    locks), so a job a worker claims meanwhile is not counted as cancelled. Returns the ids
-    cancelled."""
-    unstarted = [WAITING, PENDING, BLOCKED]
-    rows = connection.execute(
-        locking(
-            connection,
-            select(
-                job_queue.c.id,
-                job_queue.c.status,
-                job_queue.c.concurrency_key,
-                job_queue.c.batch_id,
-                job_queue.c.callback_of,
-                job_queue.c.has_dependents,
-            )
-            .where(job_queue.c.id.in_(list(job_ids)), job_queue.c.status.in_(unstarted))
-            .order_by(job_queue.c.id),
-        )
-    ).all()
-    if not rows:
-        return set()
-    connection.execute(
-        update(job_queue)
-        .where(job_queue.c.id.in_([r.id for r in rows]), job_queue.c.status.in_(unstarted))
-        .values(status=CANCELLED, finished_at=now, unique_key=None, open_dependencies=None)
-    )
-    keys = [r.concurrency_key for r in rows if r.status == PENDING and r.concurrency_key]
-    if keys:
-        release_slots(connection, keys)
-    ended = [
-        Ended(r.id, CANCELLED, r.batch_id, r.callback_of, bool(r.has_dependents))
-        for r in rows
-        if r.batch_id or r.callback_of or r.has_dependents
-    ]
-    if ended:
-        workflow.finish(connection, ended, now)
-    return {r.id for r in rows}
 
 
 def request_cancel(connection: Connection, job_ids: Sequence[str], now: datetime) -> set[str]:

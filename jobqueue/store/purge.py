@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from jobqueue.schema import BLOCKED, PENDING, job_queue
-from jobqueue.store import operator
+from jobqueue.store import cancelling, operator
 from jobqueue.store.dialect import locking
 
 #: What ``queues clear`` can discard: pending jobs due now, pending jobs due later, blocked.
@@ -60,7 +60,7 @@ def clear_chunk(
     if plain:
         operator.delete_jobs(connection, plain, statuses=(PENDING, BLOCKED))
     if involved:
-        cancelled = operator.cancel_waiting(connection, involved, now)
+        cancelled = cancelling.cancel_waiting(connection, involved, now)
         operator.delete_jobs(connection, sorted(cancelled))
     return len(rows)
 

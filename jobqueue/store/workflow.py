@@ -170,9 +170,10 @@ def _batch_finished(connection: Connection, batch_id: str, now: datetime) -> lis
     return [Ended(batch_id, batch_outcome(row), batch_id=row.parent_id)]
 
 
-def add_members(connection: Connection, counts: dict[str, int]) -> None:
+def add_members(connection: Connection, counts: dict[str, int]) -> set[str]:
     """Count new members into their batches ({batch id: how many}), which must not have
-    seen their last member finish (a ``BatchFinishedError`` names the batch then)."""
+    seen their last member finish (a ``BatchFinishedError`` names the batch then). Returns
+    those of them that were cancelled: what joins them is to be cancelled too."""
     for batch_id in sorted(counts):
         result = connection.execute(
             update(job_batches)
@@ -192,6 +193,13 @@ def add_members(connection: Connection, counts: dict[str, int]) -> None:
                     else "does not exist"
                 )
             )
+    return set(
+        connection.execute(
+            select(job_batches.c.id).where(
+                job_batches.c.id.in_(list(counts)), job_batches.c.cancelled_at.is_not(None)
+            )
+        ).scalars()
+    )
 
 
 def settle_if_empty(connection: Connection, batch_ids: Sequence[str], now: datetime) -> None:

@@ -281,3 +281,23 @@ def test_the_batches_commands(jq: JobQueue, capsys: pytest.CaptureFixture[str]) 
 
     assert main(["batches", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", *url]) == 1
     assert "no batch 01ARZ3NDEKTSV4RRFFQ69G5FAV" in capsys.readouterr().err
+
+
+def test_jobs_added_to_a_cancelled_batch_are_cancelled_at_once(jq: JobQueue) -> None:
+    from datetime import UTC, datetime
+
+    from jobqueue.runtime import lifecycle
+    from jobqueue.store import claims
+
+    with batch(on_complete=callback.call("complete")) as b:
+        running = work.enqueue("running")
+    with jq.transaction() as connection:  # a worker holds it: the batch stays open
+        lifecycle.register(connection, process_id="p", kind="worker")
+        claims.claim_jobs(connection, process_id="p", queues=None, limit=1, now=datetime.now(UTC))
+    report = b.cancel()
+    assert report is not None and report.stopping == {running.id}
+    (added,) = b.add(work.call("added after the cancel"))
+    record = jq.get_job(added.id)
+    assert record is not None and record.status == CANCELLED
+    counts = b.fetch()
+    assert counts is not None and (counts.total, counts.unfinished, counts.cancelled) == (2, 1, 1)
