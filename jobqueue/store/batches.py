@@ -27,6 +27,7 @@ from jobqueue.schema import (
 from jobqueue.store import cancelling, operator, workflow
 from jobqueue.store.dependencies import batch_outcome
 from jobqueue.store.depends_on import Needs
+from jobqueue.store.dialect import locking
 from jobqueue.store.jobs import insert_rows
 
 #: How many ids go in one IN list when a whole batch is cancelled.
@@ -156,12 +157,15 @@ def cancel_batch(connection: Connection, batch_id: str, now: datetime) -> Cancel
     cancelled (and so, through the cascade, the dependents that said "cancel"), their
     running jobs are asked to stop. The callbacks still run once, when the last member has
     ended. None if there is no such batch."""
+    # The tree is read with its rows locked, root first: a nested batch being written under
+    # one of them waits (it counts itself into its parent) and then finds its parent cancelled.
     tree, frontier = [batch_id], [batch_id]
+    root = select(job_batches.c.id).where(job_batches.c.id == batch_id)
+    connection.execute(locking(connection, root))
     while frontier:
+        children = select(job_batches.c.id).where(job_batches.c.parent_id.in_(frontier))
         frontier = list(
-            connection.execute(
-                select(job_batches.c.id).where(job_batches.c.parent_id.in_(frontier))
-            ).scalars()
+            connection.execute(locking(connection, children.order_by(job_batches.c.id))).scalars()
         )
         tree += frontier
     found = connection.execute(
@@ -183,10 +187,12 @@ def cancel_batch(connection: Connection, batch_id: str, now: datetime) -> Cancel
     stopping: set[str] = set()
     for start in range(0, len(members), _CHUNK):
         chunk = members[start : start + _CHUNK]
+        # Asked to stop before and after the unstarted are cancelled: a job handed back to
+        # pending in between is cancelled, one claimed in between is asked to stop.
+        stopping |= operator.request_cancel(connection, chunk, now)
         cancelled |= cancelling.cancel_waiting(connection, chunk, now)
-        stopping |= operator.request_cancel(
-            connection, [i for i in chunk if i not in cancelled], now
-        )
+        running = [job_id for job_id in chunk if job_id not in cancelled]
+        stopping |= operator.request_cancel(connection, running, now)
     return CancelReport(cancelled, stopping, tree)
 
 

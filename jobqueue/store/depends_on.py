@@ -23,7 +23,7 @@ from jobqueue.schema import (
     job_dependencies,
     job_queue,
 )
-from jobqueue.store.dependencies import batch_outcome
+from jobqueue.store.dependencies import Ended, batch_outcome
 from jobqueue.store.dialect import locking
 
 
@@ -213,3 +213,29 @@ def write_edges(connection: Connection, edges: Sequence[Edge], renamed: dict[str
         connection.execute(
             update(job_queue).where(job_queue.c.id.in_(flagged)).values(has_dependents=True)
         )
+
+
+_ENDED = (SUCCEEDED, FAILED, CANCELLED)
+
+
+def ended_twins(
+    connection: Connection, edges: Sequence[Edge], renamed: dict[str, str]
+) -> list[Ended]:
+    """The queued twins standing in for unique dependencies of this call that have already
+    ended (read with their rows locked, after their edges were written): their end came before
+    the edges, so it is to be carried to these dependents now. A twin still unfinished settles
+    them itself when it ends, since it is marked as having dependents."""
+    twins = sorted({renamed[edge[0]] for edge in edges if edge[0] in renamed})
+    if not twins:
+        return []
+    rows = connection.execute(
+        locking(
+            connection,
+            select(job_queue.c.id, job_queue.c.status)
+            .where(
+                job_queue.c.id.in_(twins), job_queue.c.status.in_([SUCCEEDED, FAILED, CANCELLED])
+            )
+            .order_by(job_queue.c.id),
+        )
+    ).all()
+    return [Ended(row.id, row.status) for row in rows]

@@ -5,7 +5,6 @@ transaction.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,17 +21,18 @@ from sqlalchemy import (
 from jobqueue.error_record import ErrorRecord
 from jobqueue.schema import BLOCKED, CANCELLED, PENDING, WAITING, job_queue
 from jobqueue.serialization import decode_arguments
-from jobqueue.store.cancelling import cancel_waiting
-from jobqueue.store.dependencies import Ended
-from jobqueue.store.depends_on import Edge, Needs, prepare_dependents, write_edges
+from jobqueue.store.depends_on import (
+    Needs,
+    prepare_dependents,
+)
 from jobqueue.store.dialect import (
     NOTIFY_CHANNEL,
     insert_ignoring_duplicate,
     is_mysql,
     notify_enqueued,
 )
+from jobqueue.store.membership import settle_written
 from jobqueue.store.semaphores import acquire_slot, ensure_semaphore, release_slots
-from jobqueue.store.workflow import add_members, finish
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ def insert_rows(
     existing = _insert_special(connection, rows, limits, special)
     inserted = [row for index, row in enumerate(rows) if index not in existing]
     if edges or special or any("batch_id" in row for row in rows):
-        _settle_workflow(connection, inserted, edges, existing, rows, now)
+        settle_written(connection, inserted, edges, existing, rows, now)
     if connection.dialect.name == "postgresql":
         due = (r["queue"] for r in inserted if r["status"] == PENDING and r["scheduled_for"] <= now)
         notify_enqueued(connection, set(due))
@@ -246,33 +246,6 @@ def _insert_special(
             if key is not None and row["status"] == PENDING:
                 release_slots(connection, [key])  # the queued twin keeps its own
     return existing
-
-
-def _settle_workflow(
-    connection: Connection,
-    inserted: list[dict[str, Any]],
-    edges: list[Edge],
-    existing: dict[int, str],
-    rows: list[dict[str, Any]],
-    now: datetime,
-) -> None:
-    """The edges of the dependents written, the batch counts of the members written, and the
-    end of those cancelled at enqueue."""
-    ids = {row["id"] for row in inserted}
-    renamed = {rows[index]["id"]: twin for index, twin in existing.items()}
-    write_edges(connection, [e for e in edges if e[1] in ids], renamed)
-    members = Counter(row["batch_id"] for row in inserted if row.get("batch_id"))
-    cancelled = add_members(connection, dict(members)) if members else set()
-    born_cancelled = [
-        Ended(row["id"], CANCELLED, batch_id=row.get("batch_id"), has_dependents=False)
-        for row in inserted
-        if row["status"] == CANCELLED
-    ]
-    if born_cancelled:
-        finish(connection, born_cancelled, now)
-    if cancelled:  # added to a cancelled batch: cancelled at once, never run
-        joined = [row["id"] for row in inserted if row.get("batch_id") in cancelled]
-        cancel_waiting(connection, joined, now)
 
 
 def fetch_job(connection: Connection, job_id: str) -> JobRecord | None:
