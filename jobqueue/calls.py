@@ -12,12 +12,13 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from jobqueue.database import Database
 from jobqueue.errors import (
     JobCancelledError,
+    JobExpiredError,
     JobFailedError,
     JobNotFoundError,
     NaiveDatetimeError,
@@ -36,7 +37,7 @@ from jobqueue.options import (
     validate_queue_name,
 )
 from jobqueue.registry import JobDefinition, registry
-from jobqueue.schema import CANCELLED, FAILED, SUCCEEDED
+from jobqueue.schema import CANCELLED, EXPIRED, FAILED, SUCCEEDED
 from jobqueue.serialization import canonical_digest, decode_value
 from jobqueue.store.jobs import JobRecord, fetch_job
 
@@ -95,6 +96,8 @@ class JobCall:
     #: What a dependency that did not succeed does: ``"cancel"`` this job (and, in turn, what
     #: depends on it) or ``"run"`` it anyway.
     on_dependency_failure: str = "cancel"
+    #: Not started by then, the job ends ``expired`` instead of running late.
+    expires_at: datetime | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -108,6 +111,8 @@ class JobCall:
         check_arguments(self.name, self.args, self.kwargs)
         if self.scheduled_for is not None:
             object.__setattr__(self, "scheduled_for", require_aware(self.scheduled_for))
+        if self.expires_at is not None:
+            object.__setattr__(self, "expires_at", require_aware(self.expires_at))
         if self.unique_key is not None and (
             not isinstance(self.unique_key, str) or not self.unique_key
         ):
@@ -157,7 +162,8 @@ class EnqueuedJob:
         """Wait for the job to end and return what it returned (None if it returned None).
 
         Raises :class:`~jobqueue.errors.JobFailedError` (with the error record) or
-        :class:`~jobqueue.errors.JobCancelledError` if it ended so, ``TimeoutError`` if it has
+        :class:`~jobqueue.errors.JobCancelledError` or :class:`~jobqueue.errors.JobExpiredError`
+        if it ended so, ``TimeoutError`` if it has
         not ended after ``timeout`` seconds, :class:`~jobqueue.errors.JobNotFoundError` if
         there is no such job. It polls the job's row, from every 20 ms up to every second.
         """
@@ -203,6 +209,10 @@ class EnqueuedJob:
             raise JobFailedError(f"job {self.id} failed: {what}", job_id=self.id, error=error)
         if record.status == CANCELLED:
             raise JobCancelledError(f"job {self.id} was cancelled", job_id=self.id)
+        if record.status == EXPIRED:
+            raise JobExpiredError(
+                f"job {self.id} expired: it had not started by {record.expires_at}", job_id=self.id
+            )
         return False, None
 
 
@@ -232,12 +242,16 @@ def build_call(
     unique_key: str | None = None,
     depends_on: tuple[str, ...] = (),
     on_dependency_failure: str = "cancel",
+    expires_at: datetime | None = None,
 ) -> JobCall:
     """A job's options and one call's arguments as a :class:`JobCall`: where the unique key
     (a digest of name and arguments) and the concurrency key (a string, or a function of the
     arguments, default the job's name) are worked out."""
     if unique_key is None and options.unique:
         unique_key = canonical_digest([name, list(args), dict(kwargs)])
+    if expires_at is None and options.expires_in is not None:
+        due = scheduled_for or datetime.now(UTC)
+        expires_at = due + timedelta(seconds=options.expires_in)
     limit = options.concurrency_limit
     concurrency_key: str | None = None
     if limit is not None:
@@ -263,6 +277,7 @@ def build_call(
         concurrency_limit=limit,
         depends_on=depends_on,
         on_dependency_failure=on_dependency_failure,
+        expires_at=expires_at,
     )
 
 

@@ -177,6 +177,7 @@ def _rows(
                 "created_at": now,
                 "concurrency_key": call.concurrency_key,
                 "trace_context": None,  # set by the caller when a trace is being recorded
+                "expires_at": call.expires_at,
                 "unique_key": (
                     hashlib.sha256(unique_key.encode()).hexdigest()
                     if unique_key is not None

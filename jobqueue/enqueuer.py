@@ -31,6 +31,8 @@ class UsingArgs(TypedDict, total=False):
     else the default :class:`~jobqueue.queue.JobQueue` is used. ``depends_on=`` (handles,
     batches or ids) makes the job wait until they have finished; ``on_dependency_failure``
     says what one that did not succeed does to it: ``"cancel"`` (the default) or ``"run"``.
+    ``expires_in=`` (after the job is due) or ``expires_at=`` (an aware datetime): not started
+    by then, it ends ``expired`` instead of running late.
     """
 
     queue: str | None
@@ -42,6 +44,8 @@ class UsingArgs(TypedDict, total=False):
     unique_key: str | None
     depends_on: Sequence[Any] | None
     on_dependency_failure: str | None
+    expires_in: float | timedelta | None
+    expires_at: datetime | None
 
 
 class Enqueuer(Generic[P]):
@@ -55,6 +59,7 @@ class Enqueuer(Generic[P]):
     __slots__ = (
         "_connection",
         "_dependencies",
+        "_expires_at",
         "_jobqueue",
         "_name",
         "_options",
@@ -72,6 +77,7 @@ class Enqueuer(Generic[P]):
         session: AnySession | None = None,
         unique_key: str | None = None,
         dependencies: tuple[tuple[str, ...], str] = ((), "cancel"),
+        expires_at: datetime | None = None,
     ) -> None:
         """``options`` are taken as they are (validated already): this runs on every enqueue."""
         if connection is not None and session is not None:
@@ -83,6 +89,7 @@ class Enqueuer(Generic[P]):
         self._session = session
         self._unique_key = unique_key
         self._dependencies = dependencies
+        self._expires_at = expires_at
 
     def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer[P]:
         """A copy with the given options replaced; an unknown option is a TypeError."""
@@ -95,14 +102,25 @@ class Enqueuer(Generic[P]):
                 queue=changes.get("queue"),
                 priority=changes.get("priority"),
                 max_attempts=changes.get("max_attempts"),
+                expires_in=changes.get("expires_in"),
             ),
             jobqueue=changes.get("jobqueue") or self._jobqueue,
             connection=changes.get("connection") or self._connection,
             session=changes.get("session") or self._session,
             unique_key=changes.get("unique_key") or self._unique_key,
             dependencies=self._changed_dependencies(changes),
+            expires_at=self._changed_expiry(changes),
         )
         return changed
+
+    def _changed_expiry(self, changes: UsingArgs) -> datetime | None:
+        """A fixed ``expires_at``; ``expires_in=`` given now replaces one given before."""
+        expires_at = changes.get("expires_at")
+        if expires_at is not None:
+            if changes.get("expires_in") is not None:
+                raise ValueError("pass expires_in= or expires_at=, not both")
+            return require_aware(expires_at)
+        return None if changes.get("expires_in") is not None else self._expires_at
 
     def _changed_dependencies(self, changes: UsingArgs) -> tuple[tuple[str, ...], str]:
         depends_on, policy = self._dependencies
@@ -124,6 +142,7 @@ class Enqueuer(Generic[P]):
             unique_key=self._unique_key,
             depends_on=depends_on,
             on_dependency_failure=policy,
+            expires_at=self._expires_at,
         )
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> JobCall:

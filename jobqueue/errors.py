@@ -71,6 +71,15 @@ class JobCancelledError(JobQueueError):
         self.job_id = job_id
 
 
+class JobExpiredError(JobQueueError):
+    """The job ended ``expired``: it had not started by its ``expires_at`` (or its retry
+    would have started after it), so it was not run late."""
+
+    def __init__(self, message: str, *, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
 class AttemptSupersededError(JobQueueError):
     """A durable step could not be recorded because this attempt no longer holds its job (it
     was rescued and perhaps runs elsewhere now); the stale execution stops there."""

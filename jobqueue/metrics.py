@@ -79,7 +79,7 @@ _TOTALS = (
     (
         "processed",
         "jobqueue_jobs_processed",
-        "Jobs that reached a final outcome (succeeded, failed or discarded)",
+        "Jobs that reached a final outcome (succeeded, failed, discarded or expired)",
     ),
     ("succeeded", "jobqueue_jobs_succeeded", "Jobs that succeeded"),
     (
@@ -89,6 +89,7 @@ _TOTALS = (
     ),
     ("retried", "jobqueue_jobs_retried", "Failed attempts that were retried"),
     ("discarded", "jobqueue_jobs_discarded", "Jobs discarded by their own code"),
+    ("expired", "jobqueue_jobs_expired", "Jobs not started by their expires_at"),
 )
 
 

@@ -42,6 +42,7 @@ class OptionArgs(TypedDict, total=False):
     concurrency_limit: int | None
     cron: str | None
     timezone: str | None
+    expires_in: float | timedelta | None
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class JobOptions:
     #: enqueues this job without arguments, in ``timezone`` (default UTC).
     cron: str | None = None
     timezone: str | None = None
+    #: Seconds after it is due by which a job must have started, else it ends ``expired``
+    #: instead of running late (a retry that would start after that expires too).
+    expires_in: float | None = None
 
     def merged(self, **overrides: Unpack[OptionArgs]) -> JobOptions:
         """A copy with the given non-``None`` options replaced, each validated; an unknown
@@ -97,13 +101,10 @@ def validate_options(options: JobOptions) -> JobOptions:
 
 def _normalized(options: JobOptions) -> JobOptions:
     changes: dict[str, Any] = {}
-    timeout: Any = options.timeout
-    if isinstance(timeout, timedelta):
-        timeout = changes["timeout"] = timeout.total_seconds()
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    for field_name in ("timeout", "expires_in"):
+        seconds = positive_seconds(field_name, getattr(options, field_name))
+        if seconds != getattr(options, field_name):
+            changes[field_name] = seconds
     for field_name in ("retry_on", "discard_on"):
         value = getattr(options, field_name)
         if value is None:
@@ -115,6 +116,19 @@ def _normalized(options: JobOptions) -> JobOptions:
         ):
             raise ValueError(f"{field_name} must be exception classes, not {value!r}")
     return replace(options, **changes) if changes else options
+
+
+def positive_seconds(what: str, value: object) -> float | None:
+    """A duration given as a ``timedelta`` or a number of seconds, as seconds (> 0)."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(
+            f"{what} must be a positive number of seconds or a timedelta, not {value!r}"
+        )
+    return float(value) if isinstance(value, int) else value
 
 
 def _check_callables(options: JobOptions) -> None:

@@ -26,10 +26,12 @@ class Stats:
     retried: int
     failed: int
     discarded: int
+    #: Jobs that ended ``expired`` (not started by their ``expires_at``).
+    expired: int = 0
 
     @property
     def processed(self) -> int:
-        return self.succeeded + self.failed + self.discarded
+        return self.succeeded + self.failed + self.discarded + self.expired
 
     @property
     def per_second(self) -> float:
@@ -51,10 +53,12 @@ class MinuteStats:
     retried: int
     failed: int
     discarded: int
+    #: Jobs that ended ``expired`` (not started by their ``expires_at``).
+    expired: int = 0
 
     @property
     def processed(self) -> int:
-        return self.succeeded + self.failed + self.discarded
+        return self.succeeded + self.failed + self.discarded + self.expired
 
 
 @dataclass(frozen=True)

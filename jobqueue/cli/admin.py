@@ -212,6 +212,7 @@ def _print_stats(windows: dict[str, Stats]) -> None:
                     s.retried,
                     s.failed,
                     s.discarded,
+                    s.expired,
                     f"{s.per_second:.2f}",
                     f"{s.failure_rate:.1%}",
                 )
@@ -224,6 +225,7 @@ def _print_stats(windows: dict[str, Stats]) -> None:
                 "RETRIED",
                 "FAILED",
                 "CANCELLED BY JOB",
+                "EXPIRED",
                 "JOBS/S",
                 "FAILED ATTEMPTS",
             ],
@@ -231,9 +233,9 @@ def _print_stats(windows: dict[str, Stats]) -> None:
     )
     # What the columns count, since two of them are easy to misread.
     print(
-        "PROCESSED = succeeded + failed + cancelled by job; FAILED ATTEMPTS = retried and "
-        "failed attempts among all attempts; CANCELLED BY JOB = discard_on or JobCancelled "
-        "(an operator's `jobs discard` deletes jobs and is not counted)"
+        "PROCESSED = succeeded + failed + cancelled by job + expired; FAILED ATTEMPTS = "
+        "retried and failed attempts among all attempts; CANCELLED BY JOB = discard_on or "
+        "JobCancelled (an operator's `jobs discard` deletes jobs and is not counted)"
     )
 
 

@@ -18,7 +18,7 @@ from jobqueue.runtime.in_flight import InFlight, claim_limits
 from jobqueue.runtime.lifecycle import Stopping
 from jobqueue.runtime.outcomes import Record, log_report, write_records
 from jobqueue.settings import MIN_POLL_INTERVAL, WorkerSettings
-from jobqueue.store import attempts, claims, processes
+from jobqueue.store import attempts, claiming, due, processes
 from jobqueue.store.claims import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
@@ -118,7 +118,7 @@ class ClaimLoop:
             # A cheap read first, so an idle poll never takes the write lock (SQLite) or row
             # locks; it also tells when the next scheduled job is due.
             with self.database.transaction(read_only=True) as connection:
-                next_due = claims.next_due_at(connection, self.queues)
+                next_due = due.next_due_at(connection, self.queues)
             if next_due is None or next_due > now:
                 return [], next_due
         with self.database.transaction() as connection:
@@ -135,22 +135,24 @@ class ClaimLoop:
                     process_id=self.process_id,
                     fences=[current.job.fence for current in starts],
                 )
-            claimed = (
-                claims.claim_jobs(
+            claimed, expired = (
+                claiming.claim_due(
                     connection, process_id=self.process_id, queues=self.queues, limit=want, now=now
                 )
                 if want
-                else []
+                else ([], [])
             )
         if beating:
             self.heartbeat.last_beat = beat
         for current in starts:
             current.start_recorded = True
-        if report is not None:
-            try:
+        try:
+            if report is not None:
                 log_report(report)
-            except Exception as error:  # written already: a logging failure must not redo it
-                log.error("log_failed", error=repr(error))
+            for job in expired:
+                log.warning("job_expired", **job.log_fields, expires_at=str(job.expires_at))
+        except Exception as error:  # written already: a logging failure must not redo it
+            log.error("log_failed", error=repr(error))
         return claimed, None
 
     def limits(self) -> tuple[int, int]:
@@ -166,11 +168,11 @@ class ClaimLoop:
             return False
         try:
             with self.database.transaction(read_only=True) as connection:
-                if claims.running_count(connection, self.queues):
+                if due.running_count(connection, self.queues):
                     return False
             with self.database.transaction(read_only=True) as connection:
-                due = claims.next_due_at(connection, self.queues)
-            return due is None or due > datetime.now(UTC)
+                first_due = due.next_due_at(connection, self.queues)
+            return first_due is None or first_due > datetime.now(UTC)
         except Exception:
             return False
 

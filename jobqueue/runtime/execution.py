@@ -35,7 +35,7 @@ from jobqueue.retry import (
     SleepUntil,
     backoff_delay,
 )
-from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
+from jobqueue.schema import CANCELLED, EXPIRED, FAILED, PENDING, SUCCEEDED
 from jobqueue.serialization import decode_arguments, encode_value
 from jobqueue.store.claims import ClaimedJob
 
@@ -56,7 +56,7 @@ MAX_SNOOZE_SECONDS = 3600.0
 class Outcome:
     """What an attempt came to: ``succeeded``, or a failure with the status to write."""
 
-    status: str  # succeeded | pending (retry) | failed | cancelled
+    status: str  # succeeded | pending (retry) | failed | cancelled | expired
     error: str | None = None
     retry_at: datetime | None = None
     exception: BaseException | None = None
@@ -218,6 +218,8 @@ def decide(job: ClaimedJob, error: BaseException, now: datetime | None = None) -
     if retry_at is None:
         delay = backoff_delay(job.failed_attempts + 1, options.backoff if options else None)
         retry_at = now + timedelta(seconds=delay)
+    if job.expires_at is not None and retry_at > job.expires_at:
+        return Outcome(EXPIRED, text, None, error)  # the retry would start too late
     return Outcome(PENDING, text, retry_at, error)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from jobqueue.database import Database
 from jobqueue.runtime.execution import RELEASED, SLEEPING, SNOOZED, Outcome
-from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED
+from jobqueue.schema import CANCELLED, EXPIRED, FAILED, PENDING, SUCCEEDED
 from jobqueue.store import attempts, counters, semaphores, workflow
 from jobqueue.store.claims import ClaimedJob
 from jobqueue.store.dependencies import Ended
@@ -229,6 +229,8 @@ def _log_failure(record: Record) -> None:
         )
     elif outcome.status == CANCELLED:
         log.warning("job_discarded", **fields, error=summary)
+    elif outcome.status == EXPIRED:
+        log.warning("job_expired", **fields, error=summary, expires_at=str(record.job.expires_at))
     else:
         log.error(
             "job_failed", **fields, error=summary, failed_attempts=record.job.failed_attempts + 1

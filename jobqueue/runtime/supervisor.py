@@ -31,7 +31,7 @@ from jobqueue.runtime.scheduler import Scheduler
 from jobqueue.runtime.spawn import ForkedProcess, start_worker_process
 from jobqueue.runtime.worker import EXIT_OK, EXIT_RECYCLE
 from jobqueue.settings import WorkerSettings
-from jobqueue.store import claims, processes
+from jobqueue.store import due, processes
 
 log = structlog.get_logger("jobqueue.supervisor")
 
@@ -273,7 +273,7 @@ def _scheduled_later(database: Database) -> dict[str, object]:
     unnoticed: how many are left pending and when the first is due."""
     try:
         with database.transaction(read_only=True) as connection:
-            count, first = claims.scheduled_later(connection, datetime.now(UTC))
+            count, first = due.scheduled_later(connection, datetime.now(UTC))
     except Exception:  # the line is informative; a database gone by now must not fail exit
         return {}
     return {"scheduled_later": count, "next_due_at": first.isoformat() if first else None}

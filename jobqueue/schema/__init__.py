@@ -23,6 +23,7 @@ from sqlalchemy import (
 from jobqueue.schema.base import (
     BLOCKED,
     CANCELLED,
+    EXPIRED,
     FAILED,
     MYSQL_TABLE,
     NAMING_CONVENTION,
@@ -77,6 +78,8 @@ job_queue = Table(
     Column("callback_of", ulid_type(), nullable=True),
     Column("open_dependencies", Integer, nullable=True),
     Column("has_dependents", Boolean, nullable=True),  # NULL: none
+    # Flow control (docs/flow-control.md): not started by then, the job ends ``expired``.
+    Column("expires_at", UTCDateTime(), nullable=True),
     CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in STATUSES)), name="status"),
     CheckConstraint("priority BETWEEN -1000000 AND 1000000", name="priority"),
     # Claim from named queues: equality on queue and status, then the ORDER BY columns.
@@ -139,6 +142,16 @@ job_queue_pauses = Table(
     **MYSQL_TABLE,
 )
 
+# Queues with a bound on waiting jobs (``max_pending``): an enqueue into one locks its row, so
+# concurrent producers count the waiting jobs in turn and none overshoots the bound.
+job_queue_bounds = Table(
+    "job_queue_bounds",
+    metadata,
+    Column("queue", String(100), primary_key=True),
+    Column("max_pending", Integer, nullable=False),
+    **MYSQL_TABLE,
+)
+
 # Outcome counters per minute, queue and process, updated in the transaction that records the
 # outcomes, so throughput and failure figures survive pruning and never go down. Sharded by
 # process so concurrent workers never wait on one another's counter row.
@@ -152,6 +165,7 @@ job_stats = Table(
     Column("retried", Integer, nullable=False, server_default=text("0")),
     Column("failed", Integer, nullable=False, server_default=text("0")),
     Column("discarded", Integer, nullable=False, server_default=text("0")),
+    Column("expired", Integer, nullable=False, server_default=text("0")),
     **MYSQL_TABLE,
 )
 
@@ -219,6 +233,7 @@ from jobqueue.schema.workflows import job_batches, job_dependencies  # noqa: E40
 __all__ = [
     "BLOCKED",
     "CANCELLED",
+    "EXPIRED",
     "FAILED",
     "MYSQL_TABLE",
     "NAMING_CONVENTION",
@@ -238,6 +253,7 @@ __all__ = [
     "job_errors",
     "job_processes",
     "job_queue",
+    "job_queue_bounds",
     "job_queue_pauses",
     "job_recurring_runs",
     "job_semaphores",

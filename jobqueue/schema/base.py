@@ -26,11 +26,14 @@ RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
-STATUSES = (WAITING, PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
+#: Not started by its ``expires_at``: ended by the claim that would have started it too late,
+#: or by a failed attempt whose retry would start too late. Never run late.
+EXPIRED = "expired"
+STATUSES = (WAITING, PENDING, BLOCKED, RUNNING, SUCCEEDED, FAILED, CANCELLED, EXPIRED)
+TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED, EXPIRED)
 
 #: The alembic revision this code expects; a test checks it is the head of alembic/versions.
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 VERSION_TABLE = "jobqueue_alembic_version"
 
 NAMING_CONVENTION = {

@@ -1,5 +1,6 @@
-"""Claiming: take due jobs for a worker, and the reads around it (when is the next job due,
-how many run). The fenced changes of a claimed job are in :mod:`jobqueue.store.attempts`.
+"""Claiming: take due jobs for a worker (the reads between claims, when the next job is due
+and how many run, are in :mod:`jobqueue.store.due`). The fenced changes of a claimed job are
+in :mod:`jobqueue.store.attempts`; :mod:`jobqueue.store.claiming` ends the expired ones.
 
 The hot-path statements are built once with bound parameters.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -17,15 +18,15 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
+    case,
     exists,
-    func,
     select,
     update,
 )
 from sqlalchemy.sql.elements import BindParameter
 
 from jobqueue.schema import (
-    PENDING,
+    EXPIRED,
     RUNNING,
     UTCDateTime,
     job_processes,
@@ -59,6 +60,10 @@ class ClaimedJob:
     #: their counts, see jobqueue.store.workflow).
     batch_id: str | None = None
     callback_of: str | None = None
+    #: Not started by then, the job ends ``expired`` (a retry after it expires instead).
+    expires_at: datetime | None = None
+    #: ``running``, or ``expired`` when the claim found it too late (it is not to be run).
+    status: str = RUNNING
 
     @property
     def fence(self) -> tuple[str, int]:
@@ -127,6 +132,8 @@ CLAIM_COLUMNS = (
     job_queue.c.trace_context,
     job_queue.c.batch_id,
     job_queue.c.callback_of,
+    job_queue.c.expires_at,
+    job_queue.c.status,
 )
 
 
@@ -138,12 +145,15 @@ _P_LIMIT = bindparam("limit", type_=Integer())
 _P_QUEUE = bindparam("claim_queue", type_=String())  # not a column name: it would SET it
 _P_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _P_PAUSED: BindParameter[Any] = bindparam("paused", expanding=True)
+# A job past its expires_at is ended as expired by the claim that finds it, never run late.
+_TOO_LATE = job_queue.c.expires_at <= _P_NOW  # NULL (no expiry) is not true
 _CLAIM_VALUES = {
-    "status": RUNNING,
+    "status": case((_TOO_LATE, EXPIRED), else_=RUNNING),
     "claimed_by": _P_PROCESS,
     "attempts": job_queue.c.attempts + 1,
     "started_at": _P_NOW,
-    "finished_at": None,
+    "finished_at": case((_TOO_LATE, _P_NOW), else_=None),
+    "unique_key": case((_TOO_LATE, None), else_=job_queue.c.unique_key),
 }
 
 
@@ -190,6 +200,9 @@ def claim_jobs(
     now: datetime,
 ) -> list[ClaimedJob]:
     """Mark up to ``limit`` due jobs running for ``process_id`` and return them in run order.
+
+    A job found past its ``expires_at`` is marked ``expired`` instead and returned with that
+    status, not to be run: :func:`jobqueue.store.claiming.claim_due` carries its end on.
 
     One query per queue in the listed order (an ORDER BY over a queue list cannot use an
     index); ``queues=None`` claims from every queue. Call inside a write transaction: on
@@ -241,49 +254,3 @@ def _claim_from(
     jobs = [ClaimedJob(**row) for row in rows.mappings()]
     jobs.sort(key=lambda job: (job.priority, job.scheduled_for, job.id))
     return jobs
-
-
-def next_due_at(connection: Connection, queues: Sequence[str] | None) -> datetime | None:
-    """When the earliest pending job of these (unpaused) queues is due, or None.
-
-    An ``ORDER BY scheduled_for LIMIT 1`` walk of the (status, scheduled_for) or (queue,
-    status, scheduled_for) index: it reads one entry, where a MIN() with a correlated pause
-    filter would read every pending row.
-    """
-    paused = set(connection.execute(select(job_queue_pauses.c.queue)).scalars())
-    earliest = (
-        select(job_queue.c.scheduled_for)
-        .where(job_queue.c.status == PENDING)
-        .order_by(job_queue.c.scheduled_for)
-        .limit(1)
-    )
-    if queues is None:
-        if paused:
-            earliest = earliest.where(job_queue.c.queue.not_in(paused))
-        return connection.execute(earliest).scalar()
-    times = [
-        connection.execute(earliest.where(job_queue.c.queue == queue)).scalar()
-        for queue in queues
-        if queue not in paused
-    ]
-    present = [t for t in times if t is not None]
-    return min(present) if present else None
-
-
-def running_count(connection: Connection, queues: Sequence[str] | None = None) -> int:
-    query = select(func.count()).select_from(job_queue).where(job_queue.c.status == RUNNING)
-    if queues is not None:
-        query = query.where(job_queue.c.queue.in_(list(queues)))
-    return int(connection.execute(query).scalar_one())
-
-
-def scheduled_later(connection: Connection, now: datetime) -> tuple[int, datetime | None]:
-    """How many pending jobs are not due yet, and when the first of them is."""
-    count, first = connection.execute(
-        select(func.count(), func.min(job_queue.c.scheduled_for)).where(
-            job_queue.c.status == PENDING, job_queue.c.scheduled_for > now
-        )
-    ).one()
-    if first is not None and first.tzinfo is None:
-        first = first.replace(tzinfo=UTC)
-    return int(count), first

@@ -11,13 +11,19 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from jobqueue.schema import CANCELLED, FAILED, PENDING, SUCCEEDED, job_stats
+from jobqueue.schema import CANCELLED, EXPIRED, FAILED, PENDING, SUCCEEDED, job_stats
 from jobqueue.store.dialect import dialect_insert, is_mysql
 
-STAT_KINDS = ("succeeded", "retried", "failed", "discarded")
+STAT_KINDS = ("succeeded", "retried", "failed", "discarded", "expired")
 #: The status an attempt left its job in -> the counter it adds to (a failed attempt that
 #: will be retried leaves the job pending).
-STAT_KIND = {SUCCEEDED: "succeeded", PENDING: "retried", FAILED: "failed", CANCELLED: "discarded"}
+STAT_KIND = {
+    SUCCEEDED: "succeeded",
+    PENDING: "retried",
+    FAILED: "failed",
+    CANCELLED: "discarded",
+    EXPIRED: "expired",
+}
 
 
 @functools.cache
@@ -42,7 +48,7 @@ def bump_stats(
     now: datetime,
     counts: Mapping[str, Mapping[str, int]],
 ) -> None:
-    """Add outcome counts (queue -> {succeeded|retried|failed|discarded: n}) to this minute's
+    """Add outcome counts (queue -> {kind in STAT_KINDS: n}) to this minute's
     counters, in the caller's transaction. ``shard`` (the writing process) keeps concurrent
     writers off one another's rows."""
     minute = now.replace(second=0, microsecond=0)

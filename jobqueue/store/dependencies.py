@@ -36,7 +36,7 @@ class Ended:
     """A job or a batch that has just finished, as the cascade needs it."""
 
     id: str
-    #: SUCCEEDED, FAILED or CANCELLED.
+    #: SUCCEEDED, FAILED, CANCELLED or EXPIRED.
     status: str
     #: The batch it is a member of.
     batch_id: str | None = None

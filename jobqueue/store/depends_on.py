@@ -15,9 +15,9 @@ from sqlalchemy import Connection, select, update
 from jobqueue.error_record import ErrorRecord
 from jobqueue.schema import (
     CANCELLED,
-    FAILED,
     PENDING,
     SUCCEEDED,
+    TERMINAL_STATUSES,
     WAITING,
     job_batches,
     job_dependencies,
@@ -169,7 +169,7 @@ def _dependency_states(
         )
     ).all()
     for job in jobs:
-        finished = job.status in (SUCCEEDED, FAILED, CANCELLED)
+        finished = job.status in TERMINAL_STATUSES
         state[job.id] = _OPEN if not finished else _OK if job.status == SUCCEEDED else _FAILED
     rest = [d for d in wanted if d not in state]
     if rest:
@@ -215,9 +215,6 @@ def write_edges(connection: Connection, edges: Sequence[Edge], renamed: dict[str
         )
 
 
-_ENDED = (SUCCEEDED, FAILED, CANCELLED)
-
-
 def ended_twins(
     connection: Connection, edges: Sequence[Edge], renamed: dict[str, str]
 ) -> list[Ended]:
@@ -232,9 +229,7 @@ def ended_twins(
         locking(
             connection,
             select(job_queue.c.id, job_queue.c.status)
-            .where(
-                job_queue.c.id.in_(twins), job_queue.c.status.in_([SUCCEEDED, FAILED, CANCELLED])
-            )
+            .where(job_queue.c.id.in_(twins), job_queue.c.status.in_(TERMINAL_STATUSES))
             .order_by(job_queue.c.id),
         )
     ).all()

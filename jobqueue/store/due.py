@@ -1,4 +1,5 @@
-"""What is due: the one predicate a claim and a read-only look at the backlog share.
+"""What is due: the one predicate a claim and a read-only look at the backlog share, and the
+reads a worker makes between claims (when the next job is due, how many run).
 
 A job is due when it is ``pending`` and ``scheduled_for <= now``. The claim
 (:mod:`jobqueue.store.claims`) takes due jobs; :func:`due_jobs` only reads them, in the order a
@@ -13,12 +14,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, literal_column, select, text
+from sqlalchemy import ColumnElement, Connection, Select, func, literal_column, select, text
 
-from jobqueue.schema import PENDING, UTCDateTime, job_queue, job_queue_pauses
+from jobqueue.schema import PENDING, RUNNING, UTCDateTime, job_queue, job_queue_pauses
 from jobqueue.store.dialect import db_now
 
 #: Columns of a due job as :func:`due_jobs` returns it (never its arguments: they may be large).
@@ -118,3 +119,49 @@ def explain_due_jobs(connection: Connection, *, queue: str | None, limit: int | 
         rows = connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
         return [str(row[-1]) for row in rows]
     return json.loads(connection.execute(text(f"EXPLAIN FORMAT=JSON {compiled}")).scalar_one())
+
+
+def next_due_at(connection: Connection, queues: Sequence[str] | None) -> datetime | None:
+    """When the earliest pending job of these (unpaused) queues is due, or None.
+
+    An ``ORDER BY scheduled_for LIMIT 1`` walk of the (status, scheduled_for) or (queue,
+    status, scheduled_for) index: it reads one entry, where a MIN() with a correlated pause
+    filter would read every pending row.
+    """
+    paused = set(connection.execute(select(job_queue_pauses.c.queue)).scalars())
+    earliest = (
+        select(job_queue.c.scheduled_for)
+        .where(job_queue.c.status == PENDING)
+        .order_by(job_queue.c.scheduled_for)
+        .limit(1)
+    )
+    if queues is None:
+        if paused:
+            earliest = earliest.where(job_queue.c.queue.not_in(paused))
+        return connection.execute(earliest).scalar()
+    times = [
+        connection.execute(earliest.where(job_queue.c.queue == queue)).scalar()
+        for queue in queues
+        if queue not in paused
+    ]
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+def running_count(connection: Connection, queues: Sequence[str] | None = None) -> int:
+    query = select(func.count()).select_from(job_queue).where(job_queue.c.status == RUNNING)
+    if queues is not None:
+        query = query.where(job_queue.c.queue.in_(list(queues)))
+    return int(connection.execute(query).scalar_one())
+
+
+def scheduled_later(connection: Connection, now: datetime) -> tuple[int, datetime | None]:
+    """How many pending jobs are not due yet, and when the first of them is."""
+    count, first = connection.execute(
+        select(func.count(), func.min(job_queue.c.scheduled_for)).where(
+            job_queue.c.status == PENDING, job_queue.c.scheduled_for > now
+        )
+    ).one()
+    if first is not None and first.tzinfo is None:
+        first = first.replace(tzinfo=UTC)
+    return int(count), first

@@ -67,6 +67,8 @@ class JobRecord:
     #: While waiting: how many of its dependencies have not finished.
     open_dependencies: int | None = None
     has_dependents: bool | None = None
+    #: Not started by then, it ends ``expired``.
+    expires_at: datetime | None = None
 
     @property
     def args(self) -> list[Any]:
@@ -137,6 +139,7 @@ ENQUEUE_COLUMNS = (
     "concurrency_key",
     "unique_key",
     "trace_context",
+    "expires_at",
 )
 
 

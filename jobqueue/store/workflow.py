@@ -29,6 +29,7 @@ from jobqueue.errors import BatchFinishedError
 from jobqueue.schema import (
     BLOCKED,
     CANCELLED,
+    EXPIRED,
     FAILED,
     PENDING,
     SUCCEEDED,
@@ -80,7 +81,7 @@ def _count_members(connection: Connection, ended: list[Ended], now: datetime) ->
                 unfinished=job_batches.c.unfinished - sum(counts.values()),
                 succeeded=job_batches.c.succeeded + counts[SUCCEEDED],
                 failed=job_batches.c.failed + counts[FAILED],
-                cancelled=job_batches.c.cancelled + counts[CANCELLED],
+                cancelled=job_batches.c.cancelled + counts[CANCELLED] + counts[EXPIRED],
             )
         )
         row = _batch(connection, batch_id)

@@ -23,7 +23,8 @@ from jobqueue.queue import JobQueue, get_default_queue
 from jobqueue.runtime import execution
 from jobqueue.runtime.lifecycle import register
 from jobqueue.runtime.outcomes import Record, log_report, write_records
-from jobqueue.store import claims, processes
+from jobqueue.schema import EXPIRED
+from jobqueue.store import claiming, processes
 from jobqueue.testing._inline import InlineRuns, runner
 
 __all__ = ["InlineRuns", "drain", "inline"]
@@ -51,7 +52,8 @@ def drain(
     max_jobs: int | None = None,
 ) -> Counter[str]:
     """Run due jobs one at a time until none is due; returns a count per outcome status
-    (``succeeded``, ``pending`` for a scheduled retry, ``failed``, ``cancelled``)."""
+    (``succeeded``, ``pending`` for a scheduled retry, ``failed``, ``cancelled``, and
+    ``expired`` for a job found past its ``expires_at``, which is not run)."""
     jobqueue = jobqueue or get_default_queue()
     jobqueue.verify_schema()
     process_id = str(ULID())
@@ -61,13 +63,16 @@ def drain(
     try:
         while max_jobs is None or sum(counts.values()) < max_jobs:
             with jobqueue.transaction() as connection:
-                claimed = claims.claim_jobs(
+                claimed, expired = claiming.claim_due(
                     connection,
                     process_id=process_id,
                     queues=list(queues) if queues is not None else None,
                     limit=1,
                     now=datetime.now(UTC),
                 )
+            if expired:
+                counts[EXPIRED] += len(expired)
+                continue
             if not claimed:
                 break
             job = claimed[0]

@@ -13,7 +13,7 @@ from ulid import ULID
 
 from jobqueue.database import Database
 from jobqueue.runtime.host import hostname
-from jobqueue.store import claims, processes
+from jobqueue.store import claiming, processes
 from jobqueue.store.claims import ClaimedJob
 
 
@@ -53,13 +53,13 @@ class Owners:
         """What a worker's claim does: take up to ``limit`` due jobs, as a fresh owner."""
         owner = self.start()
         with self.database.transaction() as connection:
-            taken = claims.claim_jobs(
+            taken = claiming.claim_due(
                 connection,
                 process_id=owner.process_id,
                 queues=queues,
                 limit=limit,
                 now=datetime.now(UTC),
-            )
+            ).jobs
         for job in taken:
             self.claims[token(job)] = job
         return taken

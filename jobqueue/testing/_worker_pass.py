@@ -37,7 +37,7 @@ from jobqueue.runtime import execution
 from jobqueue.runtime.execution import Outcome
 from jobqueue.runtime.host import hostname
 from jobqueue.runtime.outcomes import Record, log_report, write_records
-from jobqueue.store import attempts, claims, processes
+from jobqueue.store import attempts, claiming, processes
 from jobqueue.store.claims import ClaimedJob
 from jobqueue.testing._zygote import forks
 
@@ -86,9 +86,9 @@ class WorkerPass:
         now = datetime.now(UTC)
         with self.database.transaction() as connection:
             report = write_records(connection, process_id, records, now) if records else None
-            claimed = claims.claim_jobs(
+            claimed = claiming.claim_due(
                 connection, process_id=process_id, queues=self.queues, limit=self.batch, now=now
-            )
+            ).jobs
         if report is not None:
             report.succeeded = []  # as drain(): no line per success in a host's test output
             log_report(report)

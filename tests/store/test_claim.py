@@ -9,7 +9,7 @@ from jobqueue import JobCall, JobQueue
 from jobqueue.runtime import lifecycle
 from jobqueue.runtime.maintenance import rescue, rescue_orphans
 from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
-from jobqueue.store import attempts, claims, processes
+from jobqueue.store import attempts, claims, due, processes
 
 
 def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | None = None):
@@ -360,9 +360,9 @@ def test_next_due_at_sees_the_earliest_pending_job(jq: JobQueue) -> None:
         ]
     )
     with jq.transaction(read_only=True) as connection:
-        assert claims.next_due_at(connection, None) == soon
-        assert claims.next_due_at(connection, ["q1"]) == soon + timedelta(seconds=5)
-        assert claims.next_due_at(connection, ["nothing"]) is None
+        assert due.next_due_at(connection, None) == soon
+        assert due.next_due_at(connection, ["q1"]) == soon + timedelta(seconds=5)
+        assert due.next_due_at(connection, ["nothing"]) is None
 
 
 def test_a_registration_whose_commit_answer_is_lost_goes_on_as_registered(jq: JobQueue) -> None:

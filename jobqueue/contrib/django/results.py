@@ -7,6 +7,7 @@
 | ``succeeded`` | SUCCESSFUL |
 | ``failed`` | FAILED |
 | ``cancelled`` | FAILED, its last error a ``jobqueue.errors.JobCancelledError`` |
+| ``expired`` | FAILED, its last error a ``jobqueue.errors.JobExpiredError`` |
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from django.utils.module_loading import import_string
 
 from jobqueue.contrib.django.known import find_task
 from jobqueue.error_record import ErrorRecord
-from jobqueue.schema import BLOCKED, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, WAITING
+from jobqueue.schema import (
+    BLOCKED,
+    CANCELLED,
+    EXPIRED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    WAITING,
+)
 from jobqueue.serialization import decode_value
 from jobqueue.store.history import FailedAttempt
 from jobqueue.store.jobs import JobRecord
@@ -34,10 +44,16 @@ STATUSES = {
     SUCCEEDED: TaskResultStatus.SUCCESSFUL,
     FAILED: TaskResultStatus.FAILED,
     CANCELLED: TaskResultStatus.FAILED,
+    EXPIRED: TaskResultStatus.FAILED,
 }
 _CANCELLED = TaskError(
     exception_class_path="jobqueue.errors.JobCancelledError",
     traceback="jobqueue.errors.JobCancelledError: the job was cancelled by an operator\n",
+)
+
+_EXPIRED = TaskError(
+    exception_class_path="jobqueue.errors.JobExpiredError",
+    traceback="jobqueue.errors.JobExpiredError: the task had not started by its expires_at\n",
 )
 
 
@@ -47,6 +63,8 @@ def task_result(row: JobRecord, history: Sequence[FailedAttempt], *, alias: str)
     errors = task_errors(history)
     if row.status == CANCELLED:
         errors.append(_CANCELLED)
+    elif row.status == EXPIRED:
+        errors.append(_EXPIRED)
     workers = [attempt.process_id for attempt in history]
     if row.status in (RUNNING, SUCCEEDED) and row.claimed_by is not None:
         workers.append(row.claimed_by)
