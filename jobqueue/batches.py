@@ -25,7 +25,13 @@ from ulid import ULID
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.context import current_database, current_job
 from jobqueue.database import Database
-from jobqueue.enqueue import batch_collector, enqueue_calls, inline_mode, write_in_transaction
+from jobqueue.enqueue import (
+    batch_collector,
+    enqueue_calls,
+    inline_mode,
+    queue_bounds,
+    write_in_transaction,
+)
 from jobqueue.errors import ConfigurationError
 from jobqueue.queue import get_default_queue
 from jobqueue.serialization import DEFAULT_MAX_PAYLOAD_BYTES, decode_value, encode_arguments
@@ -240,7 +246,13 @@ def _write(
 
     def write(c: Connection) -> dict[int, str]:
         return store.write_batches(
-            c, builder.batch_rows, builder.rows, builder.limits, builder.needs, now
+            c,
+            builder.batch_rows,
+            builder.rows,
+            builder.limits,
+            builder.needs,
+            now,
+            queue_bounds(database),
         )
 
     if session is not None:

@@ -9,7 +9,8 @@ never silently dropped nor doubled.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.database import Database
 from jobqueue.db import autocommit_options, mask_url
 from jobqueue.db_errors import commit_failed, is_deadlock, is_disconnect, operational_error
-from jobqueue.errors import DatabaseUnavailableError
+from jobqueue.errors import DatabaseUnavailableError, QueueFullError
 from jobqueue.schema import PENDING
 from jobqueue.serialization import encode_arguments
 from jobqueue.store import jobs as store
@@ -56,13 +57,15 @@ def enqueue_calls(
     connection: Connection | None = None,
     session: AnySession | None = None,
     batch_id: str | None = None,
+    block: float | None = None,
 ) -> list[EnqueuedJob]:
     """Write every call in one transaction: all of them, or (on error) none.
 
     With ``connection=`` or ``session=`` the rows join the caller's transaction and become
     visible to workers when the caller commits. ``batch_id``: the calls join that batch
     (written now); else, inside a ``with batch(...)`` block, they join the block's batch
-    and are written when it ends.
+    and are written when it ends. ``block``: seconds to wait for room in a full bounded
+    queue (see :mod:`jobqueue.queue_config`) before raising QueueFullError.
     """
     if connection is not None and session is not None:
         raise ValueError("pass connection= or session=, not both")
@@ -72,7 +75,12 @@ def enqueue_calls(
     for call in calls:
         if not isinstance(call, JobCall):
             raise TypeError(f"enqueue_many() takes JobCall items (my_job.call(...)), not {call!r}")
-    target = _Target(connection, session, batch_id)
+    target = _Target(connection, session, batch_id, block)
+    if block is not None and (connection is not None or session is not None):
+        raise ValueError(
+            "block= waits between transactions of its own; with connection= or session= "
+            "catch QueueFullError instead"
+        )
     if not tracing.recording():
         return _write(database, calls, max_payload_bytes, target, None)
     with tracing.sending([call.queue for call in calls]) as (span, trace_context):
@@ -88,6 +96,8 @@ class _Target:
     connection: Connection | None
     session: AnySession | None
     batch_id: str | None
+    #: Seconds to wait for room in a full bounded queue (None: raise at once).
+    block: float | None = None
 
 
 def _write(
@@ -122,9 +132,10 @@ def _write(
         collector(database, rows, limits, needs)
         return handles
     connection = target.session.connection() if target.session is not None else target.connection
+    bounds = queue_bounds(database)
     if connection is not None:
         database.verify_schema(connection)
-        existing = store.insert_rows(connection, rows, limits, needs)
+        existing = store.insert_rows(connection, rows, limits, needs, bounds)
     else:
         database.verify_schema()
         existing = _insert_own(database, rows, limits, needs, target)
@@ -142,14 +153,41 @@ def _insert_own(
     needs: list[Needs | None],
     target: _Target,
 ) -> dict[int, str]:
-    """Rows written in a transaction of our own: one plain job as one statement."""
+    """Rows written in a transaction of our own: one plain job as one statement; into a full
+    bounded queue, tried again until ``target.block`` has passed."""
+    bounds = queue_bounds(database)
     plain = limits[0] is None and needs[0] is None and target.batch_id is None
     alone = len(rows) == 1 and rows[0]["unique_key"] is None and plain
-    if alone and _insert_alone(database, rows[0]):
+    if alone and rows[0]["queue"] not in bounds and _insert_alone(database, rows[0]):
         return {}
-    return write_in_transaction(
-        database, lambda c: store.insert_rows(c, rows, limits, needs), what=f"{len(rows)} job(s)"
-    )
+    deadline = None if target.block is None else time.monotonic() + target.block
+    pause = 0.02
+    while True:
+        try:
+            return write_in_transaction(
+                database,
+                lambda c: store.insert_rows(c, rows, limits, needs, bounds),
+                what=f"{len(rows)} job(s)",
+            )
+        except QueueFullError:
+            left = 0.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise
+            wait_for_room(min(pause, left))
+            pause = min(pause * 2, 0.5)
+
+
+def wait_for_room(seconds: float) -> None:
+    """Room in a full queue comes as workers claim its jobs, in other processes: poll for it,
+    backing off (the caller doubles the wait up to half a second)."""
+    time.sleep(seconds)
+
+
+def queue_bounds(database: Database) -> Mapping[str, int]:
+    """The bounded queues' ``max_pending`` (a :class:`~jobqueue.queue.JobQueue` has them; a
+    bare :class:`~jobqueue.database.Database` bounds nothing)."""
+    bounds: Mapping[str, int] | None = getattr(database, "max_pending", None)
+    return bounds or {}
 
 
 def _rows(

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, Unpack
 from sqlalchemy import Connection, Engine
 
 from jobqueue.calls import EnqueuedJob, JobCall, build_call, require_aware, target_options
-from jobqueue.options import JobOptions, dependency_ids, validate_dependency_failure
+from jobqueue.options import (
+    JobOptions,
+    dependency_ids,
+    positive_seconds,
+    validate_dependency_failure,
+)
 from jobqueue.queue import JobQueue, get_default_queue, queue_for_engine
 
 if TYPE_CHECKING:
@@ -32,7 +37,8 @@ class UsingArgs(TypedDict, total=False):
     batches or ids) makes the job wait until they have finished; ``on_dependency_failure``
     says what one that did not succeed does to it: ``"cancel"`` (the default) or ``"run"``.
     ``expires_in=`` (after the job is due) or ``expires_at=`` (an aware datetime): not started
-    by then, it ends ``expired`` instead of running late.
+    by then, it ends ``expired`` instead of running late. ``block=`` (a timedelta or seconds):
+    into a full bounded queue, wait up to that long for room before raising QueueFullError.
     """
 
     queue: str | None
@@ -46,6 +52,7 @@ class UsingArgs(TypedDict, total=False):
     on_dependency_failure: str | None
     expires_in: float | timedelta | None
     expires_at: datetime | None
+    block: float | timedelta | None
 
 
 class Enqueuer(Generic[P]):
@@ -57,6 +64,7 @@ class Enqueuer(Generic[P]):
     """
 
     __slots__ = (
+        "_block",
         "_connection",
         "_dependencies",
         "_expires_at",
@@ -78,6 +86,7 @@ class Enqueuer(Generic[P]):
         unique_key: str | None = None,
         dependencies: tuple[tuple[str, ...], str] = ((), "cancel"),
         expires_at: datetime | None = None,
+        block: float | None = None,
     ) -> None:
         """``options`` are taken as they are (validated already): this runs on every enqueue."""
         if connection is not None and session is not None:
@@ -90,6 +99,7 @@ class Enqueuer(Generic[P]):
         self._unique_key = unique_key
         self._dependencies = dependencies
         self._expires_at = expires_at
+        self._block = block
 
     def using(self, **changes: Unpack[UsingArgs]) -> Enqueuer[P]:
         """A copy with the given options replaced; an unknown option is a TypeError."""
@@ -110,6 +120,7 @@ class Enqueuer(Generic[P]):
             unique_key=changes.get("unique_key") or self._unique_key,
             dependencies=self._changed_dependencies(changes),
             expires_at=self._changed_expiry(changes),
+            block=positive_seconds("block", changes.get("block")) or self._block,
         )
         return changed
 
@@ -166,7 +177,7 @@ class Enqueuer(Generic[P]):
     def enqueue_many(self, calls: Sequence[JobCall]) -> list[EnqueuedJob]:
         """Write ``calls`` in one transaction, to this enqueuer's database or transaction."""
         handles = (self._jobqueue or get_default_queue()).enqueue_many(
-            calls, connection=self._connection, session=self._session
+            calls, connection=self._connection, session=self._session, block=self._block
         )
         if self._jobqueue is None and (self._connection or self._session) is not None:
             # Written through the caller's transaction: the handles read from its database.

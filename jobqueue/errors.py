@@ -16,6 +16,17 @@ class ConfigurationError(JobQueueError):
     """The database URL or another setting cannot be used (unknown scheme, missing driver, ...)."""
 
 
+class QueueFullError(JobQueueError):
+    """An enqueue would take a bounded queue (``max_pending``) past its bound: nothing was
+    written. Enqueue later, or with ``using(block=timedelta(...))`` to wait for room."""
+
+    def __init__(self, message: str, *, queue: str, max_pending: int, waiting: int) -> None:
+        super().__init__(message)
+        self.queue = queue
+        self.max_pending = max_pending
+        self.waiting = waiting
+
+
 class DatabaseUnavailableError(JobQueueError):
     """The database could not be reached; the message names the URL with its password masked."""
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
@@ -19,6 +19,8 @@ from jobqueue.calls import EnqueuedJob, JobCall, build_call, target_options
 from jobqueue.database import Database
 from jobqueue.db import DEFAULT_BUSY_TIMEOUT_MS, SqliteSynchronous
 from jobqueue.enqueue import enqueue_calls
+from jobqueue.options import positive_seconds
+from jobqueue.queue_config import queue_configs
 from jobqueue.serialization import DEFAULT_MAX_PAYLOAD_BYTES
 from jobqueue.store import due
 from jobqueue.store import jobs as store
@@ -41,10 +43,20 @@ class JobQueue(Database):
         sqlite_synchronous: SqliteSynchronous = "NORMAL",
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         pool_size: int | None = None,
+        queues: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """``database_url`` defaults to the resolved configuration (see :mod:`jobqueue.config`);
         ``engine`` lets you hand over one you built (for SQLite, call
-        :func:`jobqueue.configure_sqlite` on it)."""
+        :func:`jobqueue.configure_sqlite` on it). ``queues``: per-queue settings such as
+        ``{"mail": {"max_pending": 10_000}}`` (see :mod:`jobqueue.queue_config`), replacing
+        ``[tool.jobqueue.queues]`` of pyproject.toml."""
+        self.queue_configs = queue_configs(queues)
+        #: The bounded queues' ``max_pending``, checked by every enqueue into them.
+        self.max_pending = {
+            name: config.max_pending
+            for name, config in self.queue_configs.items()
+            if config.max_pending is not None
+        }
         super().__init__(
             database_url,
             engine=engine,
@@ -73,11 +85,14 @@ class JobQueue(Database):
         *,
         connection: Connection | None = None,
         session: AnySession | None = None,
+        block: float | timedelta | None = None,
     ) -> list[EnqueuedJob]:
         """Write every call in one transaction: all of them, or (on error) none.
 
         With ``connection=`` or ``session=`` the rows join the caller's transaction and become
-        visible to workers when the caller commits.
+        visible to workers when the caller commits. Into a full bounded queue (``max_pending``)
+        it raises :class:`~jobqueue.errors.QueueFullError`, having written nothing, or with
+        ``block=`` (seconds or a timedelta) waits up to that long for room first.
         """
         return enqueue_calls(
             self,
@@ -85,6 +100,7 @@ class JobQueue(Database):
             max_payload_bytes=self.max_payload_bytes,
             connection=connection,
             session=session,
+            block=positive_seconds("block", block),
         )
 
     def get_job(self, job_id: str) -> JobRecord | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,6 +81,7 @@ def write_batches(
     limits: list[int | None],
     needs: Sequence[Needs | None],
     now: datetime,
+    bounds: Mapping[str, int] | None = None,
 ) -> dict[int, str]:
     """Insert batch rows (parents before children) and their jobs in the caller's
     transaction; returns what :func:`~jobqueue.store.jobs.insert_rows` returns.
@@ -92,7 +93,7 @@ def write_batches(
     connection.execute(job_batches.insert(), list(batches))
     parents = Counter(b["parent_id"] for b in batches if b["parent_id"] is not None)
     workflow.add_members(connection, dict(parents))
-    existing = insert_rows(connection, rows, limits, needs)
+    existing = insert_rows(connection, rows, limits, needs, bounds)
     workflow.settle_if_empty(connection, [b["id"] for b in reversed(batches)], now)
     top = batches[0]
     if top["parent_id"] is not None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from jobqueue.error_record import ErrorRecord
 from jobqueue.schema import BLOCKED, CANCELLED, PENDING, WAITING, job_queue
 from jobqueue.serialization import decode_arguments
+from jobqueue.store.bounds import make_room
 from jobqueue.store.depends_on import (
     Needs,
     prepare_dependents,
@@ -184,14 +185,21 @@ def insert_rows(
     rows: list[dict[str, Any]],
     limits: list[int | None],
     needs: Sequence[Needs | None] | None = None,
+    bounds: Mapping[str, int] | None = None,
 ) -> dict[int, str]:
     """Insert job rows in the caller's transaction; returns {row index: id of the queued job}
     for unique rows whose key was taken, which are not inserted.
+
+    ``bounds`` (queue -> max_pending): rows that would take a bounded queue past its bound
+    raise :class:`~jobqueue.errors.QueueFullError` before anything is written
+    (:mod:`~jobqueue.store.bounds`).
 
     A row with a concurrency limit takes a slot (pending) or waits without one (blocked); a
     row with dependencies (``needs``) waits for them, or is cancelled at once if one already
     failed (see :func:`~jobqueue.store.dependencies.prepare_dependents`). Rows in a batch
     are counted into it, and those cancelled here end in it at once."""
+    if bounds:
+        make_room(connection, rows, bounds)
     now = datetime.now(UTC)
     for row in rows:  # a retried transaction sees the rows as the last try left them
         if row["status"] == BLOCKED:

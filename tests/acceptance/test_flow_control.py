@@ -4,13 +4,19 @@ and debounce."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime, timedelta
 
 from jobqueue.schema import EXPIRED, SUCCEEDED
+from jobqueue.store import bounds
 
 import ledger_jobs
-from workers import status, wait_until
+from backends import scale_factor
+from workers import HERE, status, wait_until
 
 
 def test_a_job_whose_worker_was_paused_past_its_deadline_never_starts(jq, ledger, work) -> None:
@@ -33,3 +39,47 @@ def test_a_job_whose_worker_was_paused_past_its_deadline_never_starts(jq, ledger
     wait_until(lambda: runner.events("job_expired"), 10, "the job_expired event")
     (event,) = runner.events("job_expired")
     assert event["job_id"] == late.id and event["job_name"] == "ledger.record"
+
+
+def test_max_pending_holds_under_four_producers_and_blocked_ones_proceed(
+    jq, ledger, work, tmp_path
+) -> None:
+    bound, each = 10, max(10, int(40 * scale_factor()))
+    highest = [0]
+    done = threading.Event()
+
+    def watch() -> None:  # the waiting jobs of the queue, as often as it can read them
+        while not done.is_set():
+            with jq.transaction(read_only=True) as connection:
+                highest[0] = max(highest[0], bounds.waiting_jobs(connection, "bounded"))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        producers = [
+            subprocess.Popen(
+                [sys.executable, "bounded_producer.py", jq.database_url, str(bound), str(each)],
+                cwd=HERE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        # No worker yet: the producers fill the queue to its bound and are pushed back; the
+        # worker then drains it, and the blocked enqueues proceed.
+        wait_until(lambda: highest[0] == bound, 60, "the queue to fill up")
+        runner = work("--queues", "bounded", "--threads", "2")
+        reports = []
+        for producer in producers:
+            out, err = producer.communicate(timeout=300)
+            assert producer.returncode == 0, err[-3000:]
+            reports.append(json.loads(out))
+        wait_until(lambda: len(ledger()) == 4 * each, 120, "every nap to run")
+    finally:
+        done.set()
+        watcher.join(30)
+    assert highest[0] <= bound, f"{highest[0]} jobs were waiting in a queue bounded at {bound}"
+    assert sum(report["refused"] for report in reports) > 0, "the bound never pushed back"
+    assert jq.count_jobs(status=SUCCEEDED, queue="bounded") == 4 * each
+    runner.stop()
