@@ -98,6 +98,9 @@ class JobCall:
     on_dependency_failure: str = "cancel"
     #: Not started by then, the job ends ``expired`` instead of running late.
     expires_at: datetime | None = None
+    #: Seconds of quiet (needs ``unique_key``): a queued job with the key takes this call's
+    #: arguments and starts this long after it, instead of another job being written.
+    debounce: float | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -117,6 +120,8 @@ class JobCall:
             not isinstance(self.unique_key, str) or not self.unique_key
         ):
             raise ValueError(f"unique_key must be a non-empty string, not {self.unique_key!r}")
+        if self.debounce is not None:
+            _check_debounce(self)
         if self.depends_on != ():  # checked only when given: this runs on every enqueue
             object.__setattr__(self, "depends_on", dependency_ids(self.depends_on))
         if self.on_dependency_failure != "cancel":
@@ -130,6 +135,16 @@ class JobCall:
                 f"concurrency_key must be a string of 1 to 255 characters, "
                 f"not {self.concurrency_key!r}"
             )
+
+
+def _check_debounce(call: JobCall) -> None:
+    seconds = call.debounce
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        raise ValueError(f"debounce must be a positive number of seconds, not {seconds!r}")
+    if call.unique_key is None:
+        raise ValueError("debounce needs a unique_key: the enqueues it collapses share it")
+    if call.depends_on:
+        raise ValueError("a debounced job cannot have depends_on (it may stand for many calls)")
 
 
 @dataclass(frozen=True)
@@ -247,8 +262,8 @@ def build_call(
     """A job's options and one call's arguments as a :class:`JobCall`: where the unique key
     (a digest of name and arguments) and the concurrency key (a string, or a function of the
     arguments, default the job's name) are worked out."""
-    if unique_key is None and options.unique:
-        unique_key = canonical_digest([name, list(args), dict(kwargs)])
+    if unique_key is None:
+        unique_key = _unique_key(name, options, args, kwargs)
     if expires_at is None and options.expires_in is not None:
         due = scheduled_for or datetime.now(UTC)
         expires_at = due + timedelta(seconds=options.expires_in)
@@ -278,7 +293,28 @@ def build_call(
         depends_on=depends_on,
         on_dependency_failure=on_dependency_failure,
         expires_at=expires_at,
+        debounce=options.debounce,
     )
+
+
+def _unique_key(
+    name: str, options: JobOptions, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> str | None:
+    """The option's key (a string, or a function of the arguments); else, for a unique job, a
+    digest of name and arguments; else, for a debounced one, its name (its arguments change
+    from call to call: they are what debounce keeps the latest of)."""
+    key = options.unique_key
+    if callable(key):
+        try:
+            key = key(*args, **kwargs)
+        except TypeError:
+            check_arguments(name, args, kwargs)  # the clearer error, if that is the cause
+            raise
+    if key is not None:
+        return key
+    if options.unique:
+        return canonical_digest([name, list(args), dict(kwargs)])
+    return name if options.debounce is not None else None
 
 
 def target_options(target: object) -> tuple[str, JobOptions]:

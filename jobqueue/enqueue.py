@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Connection
@@ -113,6 +113,7 @@ def _write(
         if target.batch_id is not None:
             row["batch_id"] = target.batch_id
     limits = [call.concurrency_limit for call in calls]
+    debounced = {index for index, call in enumerate(calls) if call.debounce is not None}
     needs = [
         Needs(call.depends_on, call.on_dependency_failure == "run") if call.depends_on else None
         for call in calls
@@ -123,6 +124,8 @@ def _write(
         results = runner(rows)
         return [replace(h, inline_result=(r,)) for h, r in zip(handles, results, strict=True)]
     collector = batch_collector.get()
+    if debounced and (target.batch_id is not None or collector is not None):
+        raise ValueError("a debounced job cannot join a batch (it may stand for many calls)")
     if collector is not None and target.batch_id is None:
         if target.connection is not None or target.session is not None:
             raise ValueError(
@@ -135,10 +138,10 @@ def _write(
     bounds = queue_bounds(database)
     if connection is not None:
         database.verify_schema(connection)
-        existing = store.insert_rows(connection, rows, limits, needs, bounds)
+        existing = store.insert_rows(connection, rows, limits, needs, bounds, debounced)
     else:
         database.verify_schema()
-        existing = _insert_own(database, rows, limits, needs, target)
+        existing = _insert_own(database, rows, limits, needs, target, debounced)
     for index, job_id in existing.items():
         handles[index] = replace(handles[index], id=job_id, existing=True)
     # No per-job log line here: enqueue runs in the caller's process, whose logging is the
@@ -152,6 +155,7 @@ def _insert_own(
     limits: list[int | None],
     needs: list[Needs | None],
     target: _Target,
+    debounced: set[int],
 ) -> dict[int, str]:
     """Rows written in a transaction of our own: one plain job as one statement; into a full
     bounded queue, tried again until ``target.block`` has passed."""
@@ -166,7 +170,7 @@ def _insert_own(
         try:
             return write_in_transaction(
                 database,
-                lambda c: store.insert_rows(c, rows, limits, needs, bounds),
+                lambda c: store.insert_rows(c, rows, limits, needs, bounds, debounced),
                 what=f"{len(rows)} job(s)",
             )
         except QueueFullError:
@@ -199,6 +203,8 @@ def _rows(
     for call in calls:
         job_id = str(ULID())
         scheduled_for = call.scheduled_for or now
+        if call.debounce is not None:  # after the quiet, which each later call prolongs
+            scheduled_for += timedelta(seconds=call.debounce)
         unique_key = call.unique_key
         rows.append(
             {

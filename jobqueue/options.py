@@ -43,6 +43,8 @@ class OptionArgs(TypedDict, total=False):
     cron: str | None
     timezone: str | None
     expires_in: float | timedelta | None
+    unique_key: str | Callable[..., str] | None
+    debounce: float | timedelta | None
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,13 @@ class JobOptions:
     #: Seconds after it is due by which a job must have started, else it ends ``expired``
     #: instead of running late (a retry that would start after that expires too).
     expires_in: float | None = None
+    #: The unique key (a string, or a function of the job's arguments) instead of a digest of
+    #: name and arguments; setting it makes the job unique.
+    unique_key: str | Callable[..., str] | None = None
+    #: Seconds of quiet: enqueues with the same unique key (``unique_key``, default the job's
+    #: name) collapse into one job, which runs this long after the last of them, with its
+    #: arguments.
+    debounce: float | None = None
 
     def merged(self, **overrides: Unpack[OptionArgs]) -> JobOptions:
         """A copy with the given non-``None`` options replaced, each validated; an unknown
@@ -96,12 +105,13 @@ def validate_options(options: JobOptions) -> JobOptions:
     _check_callables(options)
     _check_schedule(options)
     _check_concurrency(options)
+    _check_unique_key(options)
     return options
 
 
 def _normalized(options: JobOptions) -> JobOptions:
     changes: dict[str, Any] = {}
-    for field_name in ("timeout", "expires_in"):
+    for field_name in ("timeout", "expires_in", "debounce"):
         seconds = positive_seconds(field_name, getattr(options, field_name))
         if seconds != getattr(options, field_name):
             changes[field_name] = seconds
@@ -161,6 +171,12 @@ def _check_schedule(options: JobOptions) -> None:
             ZoneInfo(options.timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise ValueError(f"unknown time zone {options.timezone!r}") from None
+
+
+def _check_unique_key(options: JobOptions) -> None:
+    key = options.unique_key
+    if key is not None and not callable(key) and not (isinstance(key, str) and key):
+        raise ValueError(f"unique_key must be a non-empty string or a function, not {key!r}")
 
 
 def _check_concurrency(options: JobOptions) -> None:

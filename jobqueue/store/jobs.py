@@ -5,7 +5,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,12 +28,11 @@ from jobqueue.store.depends_on import (
 )
 from jobqueue.store.dialect import (
     NOTIFY_CHANNEL,
-    insert_ignoring_duplicate,
-    is_mysql,
     notify_enqueued,
 )
 from jobqueue.store.membership import settle_written
 from jobqueue.store.semaphores import acquire_slot, ensure_semaphore, release_slots
+from jobqueue.store.unique import insert_debounced, insert_unique
 
 
 @dataclass(frozen=True)
@@ -151,44 +150,18 @@ def job_exists(connection: Connection, job_id: str) -> bool:
     )
 
 
-def insert_unique(connection: Connection, row: Mapping[str, Any]) -> str | None:
-    """Insert a job whose ``unique_key`` must not be held by another unfinished job (pending,
-    blocked or running: the key is cleared when a job ends).
-
-    Returns None when inserted, else the id of the job holding the key. The database's unique
-    index decides, so concurrent enqueuers agree; the conflict is skipped rather than raised
-    (see :func:`~jobqueue.store.dialect.insert_ignoring_duplicate`). If the holder finishes
-    between the conflict and the look-up, try again.
-    """
-    dialect = connection.dialect.name
-    key = row["unique_key"]
-    # The unique index is partial (only set keys): the conflict target says so.
-    statement = insert_ignoring_duplicate(
-        dialect, job_queue, ["unique_key"], where=job_queue.c.unique_key.is_not(None)
-    ).values(**row)
-    for _ in range(10):
-        if is_mysql(dialect):
-            if connection.execute(statement).rowcount == 1:
-                return None
-        elif connection.execute(statement.returning(job_queue.c.id)).scalar() is not None:
-            return None
-        holder = connection.execute(
-            select(job_queue.c.id).where(job_queue.c.unique_key == key)
-        ).scalar()
-        if holder is not None:
-            return str(holder)
-    raise RuntimeError(f"could not insert or find the unique job with key {key}")
-
-
 def insert_rows(
     connection: Connection,
     rows: list[dict[str, Any]],
     limits: list[int | None],
     needs: Sequence[Needs | None] | None = None,
     bounds: Mapping[str, int] | None = None,
+    debounced: Collection[int] = (),
 ) -> dict[int, str]:
     """Insert job rows in the caller's transaction; returns {row index: id of the queued job}
-    for unique rows whose key was taken, which are not inserted.
+    for unique rows whose key was taken, which are not inserted. A ``debounced`` row (by
+    index) whose key is taken by a job that has not started gives that job its arguments
+    and start time instead (:func:`~jobqueue.store.debounce.insert_debounced`).
 
     ``bounds`` (queue -> max_pending): rows that would take a bounded queue past its bound
     raise :class:`~jobqueue.errors.QueueFullError` before anything is written
@@ -221,7 +194,7 @@ def insert_rows(
         insert_jobs(connection, [row for row in plain if "open_dependencies" in row])
     else:
         insert_jobs(connection, plain)
-    existing = _insert_special(connection, rows, limits, special)
+    existing = _insert_special(connection, rows, limits, special, debounced)
     inserted = [row for index, row in enumerate(rows) if index not in existing]
     if edges or special or any("batch_id" in row for row in rows):
         settle_written(connection, inserted, edges, existing, rows, now)
@@ -236,6 +209,7 @@ def _insert_special(
     rows: list[dict[str, Any]],
     limits: list[int | None],
     special: list[int],
+    debounced: Collection[int],
 ) -> dict[int, str]:
     """Insert, one by one, the rows with a concurrency limit, a unique key, or cancelled at
     enqueue; returns {row index: id of the queued twin} for unique rows whose key was taken."""
@@ -251,7 +225,11 @@ def _insert_special(
         if row["unique_key"] is None:
             insert_jobs(connection, [row])
             continue
-        found = insert_unique(connection, row)
+        found = (
+            insert_debounced(connection, row)
+            if index in debounced
+            else insert_unique(connection, row)
+        )
         if found is not None:
             existing[index] = found
             if key is not None and row["status"] == PENDING:

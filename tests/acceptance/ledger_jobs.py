@@ -41,6 +41,12 @@ def record(tag: str = "") -> None:
     write_ledger(tag)
 
 
+@job(name="ledger.debounced", debounce=timedelta(seconds=1), unique_key="ledger-debounce")
+def debounced(tag: str = "") -> None:
+    """Runs once per second of quiet, with the last enqueue's tag."""
+    write_ledger(tag)
+
+
 @job(name="ledger.record_async")
 async def record_async(tag: str = "") -> None:
     await asyncio.sleep(0)

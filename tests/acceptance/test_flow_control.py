@@ -9,7 +9,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
 
 from jobqueue.schema import EXPIRED, SUCCEEDED
 from jobqueue.store import bounds
@@ -82,4 +85,27 @@ def test_max_pending_holds_under_four_producers_and_blocked_ones_proceed(
     assert highest[0] <= bound, f"{highest[0]} jobs were waiting in a queue bounded at {bound}"
     assert sum(report["refused"] for report in reports) > 0, "the bound never pushed back"
     assert jq.count_jobs(status=SUCCEEDED, queue="bounded") == 4 * each
+    runner.stop()
+
+
+def test_a_hundred_calls_over_two_seconds_debounce_into_one_run_with_the_last(
+    jq, ledger, work
+) -> None:
+    runner = work("--threads", "2")
+    enqueue = ledger_jobs.debounced.using(jobqueue=jq)
+    start = time.monotonic()
+    handles = []
+    for index in range(100):  # one call every 20 ms, each well inside the 1 s window
+        wait_until(lambda i=index: time.monotonic() >= start + i * 0.02, 5, "the next call")
+        last_call = datetime.now(UTC)
+        handles.append(enqueue.enqueue(f"call-{index}"))
+    assert len({handle.id for handle in handles}) == 1
+    wait_until(lambda: status(jq, handles[0].id) == SUCCEEDED, 30, "the debounced run")
+    with jq.transaction(read_only=True) as connection:
+        tags = connection.execute(text("SELECT tag FROM test_ledger")).scalars().all()
+    assert tags == ["call-99"]
+    assert jq.count_jobs() == 1  # no other job was written
+    record = jq.get_job(handles[0].id)
+    assert record is not None and record.started_at is not None
+    assert record.started_at >= last_call + timedelta(seconds=1)  # after the quiet
     runner.stop()
