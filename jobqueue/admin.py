@@ -20,7 +20,7 @@ from jobqueue.errors import JobNotFoundError, StepNotFoundError
 from jobqueue.options import well_formed_id
 from jobqueue.queue_admin import QueueAdmin
 from jobqueue.reports import CancelResult, MinuteStats, QueueSummary, Stats
-from jobqueue.schema import CANCELLED, FAILED, STATUSES, SUCCEEDED
+from jobqueue.schema import STATUSES, TERMINAL_STATUSES
 from jobqueue.store import cancelling, counters, listing, operator, steps
 from jobqueue.store.jobs import JobRecord, fetch_job
 from jobqueue.store.processes import ProcessRow, all_processes
@@ -158,8 +158,10 @@ class Admin(QueueAdmin):
     def prune(self, *, status: str, older_than: timedelta, max_batches: int | None = None) -> int:
         """Delete finished jobs of ``status`` that finished more than ``older_than`` ago, in
         small batches (each its own transaction) so claiming is never blocked for long."""
-        if status not in (SUCCEEDED, FAILED, CANCELLED):
-            raise ValueError("only succeeded, failed or cancelled jobs can be pruned")
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(
+                f"only finished jobs ({', '.join(TERMINAL_STATUSES)}) can be pruned, not {status!r}"
+            )
         cutoff = _now() - older_than
         total = batches = 0
         while max_batches is None or batches < max_batches:

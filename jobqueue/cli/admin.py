@@ -12,6 +12,7 @@ from typing import Any
 from jobqueue.admin import Stats
 from jobqueue.cli.common import admin_for, iso, parse_duration, table
 from jobqueue.queue import JobQueue
+from jobqueue.schema import TERMINAL_STATUSES
 from jobqueue.store.purge import CLEARABLE
 
 
@@ -61,7 +62,7 @@ def add_admin_parsers(commands: Any, add_database_url: Any) -> None:
 
     prune = commands.add_parser("prune", help="delete finished jobs older than a duration")
     add_database_url(prune)
-    prune.add_argument("--status", required=True, choices=["succeeded", "failed", "cancelled"])
+    prune.add_argument("--status", required=True, choices=list(TERMINAL_STATUSES))
     prune.add_argument("--older-than", required=True, type=parse_duration, metavar="DURATION")
     prune.set_defaults(handler=cmd_prune)
 

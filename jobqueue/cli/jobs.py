@@ -37,7 +37,7 @@ def add_jobs_parser(commands: Any, add_database_url: Any) -> None:
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_jobs_show)
 
-    retry = actions.add_parser("retry", help="failed or cancelled jobs back to pending")
+    retry = actions.add_parser("retry", help="failed, cancelled or expired jobs back to pending")
     add_database_url(retry)
     retry.add_argument("ids", nargs="*", metavar="ID")
     retry.add_argument("--all-failed", action="store_true")
@@ -56,7 +56,7 @@ def add_jobs_parser(commands: Any, add_database_url: Any) -> None:
     cancel.add_argument("ids", nargs="+", metavar="ID")
     cancel.set_defaults(handler=cmd_jobs_cancel)
 
-    discard = actions.add_parser("discard", help="delete failed or cancelled jobs")
+    discard = actions.add_parser("discard", help="delete failed, cancelled or expired jobs")
     add_database_url(discard)
     discard.add_argument("ids", nargs="+", metavar="ID")
     discard.set_defaults(handler=cmd_jobs_discard)
@@ -178,7 +178,7 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
     from_step = f" from step {args.from_step!r}" if args.from_step is not None and moved else ""
     print(f"retried {len(moved)} job(s){from_step}")
     if skipped:
-        print(f"not failed or cancelled, left alone: {' '.join(skipped)}")
+        print(f"not failed, cancelled or expired, left alone: {' '.join(skipped)}")
     return 0
 
 
@@ -196,5 +196,5 @@ def cmd_jobs_discard(args: argparse.Namespace) -> int:
     skipped = [job_id for job_id in args.ids if job_id not in deleted]
     print(f"discarded {len(deleted)} job(s)")
     if skipped:
-        print(f"not failed or cancelled, kept: {' '.join(skipped)}")
+        print(f"not failed, cancelled or expired, kept: {' '.join(skipped)}")
     return 0

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from jobqueue.schema import (
     BLOCKED,
     CANCELLED,
+    EXPIRED,
     FAILED,
     PENDING,
     RUNNING,
@@ -41,7 +42,8 @@ from jobqueue.store.history import delete_history
 from jobqueue.store.semaphores import acquire_slot
 from jobqueue.store.steps import delete_steps, drop_steps_from
 
-_RETRYABLE = (FAILED, CANCELLED)
+#: An expired job can be retried too: the operator's retry clears its deadline.
+_RETRYABLE = (FAILED, CANCELLED, EXPIRED)
 
 
 def missing_ids(connection: Connection, job_ids: Sequence[str]) -> list[str]:
@@ -62,8 +64,9 @@ def failed_ids(connection: Connection, *, queue: str | None) -> list[str]:
 def retry(
     connection: Connection, job_ids: Sequence[str], now: datetime, *, from_step: str | None = None
 ) -> list[str]:
-    """Failed or cancelled jobs among ``job_ids`` go back to pending, due now, with
-    failed_attempts reset (``attempts`` keeps counting). Returns the ids that moved.
+    """Failed, cancelled or expired jobs among ``job_ids`` go back to pending, due now, with
+    failed_attempts reset (``attempts`` keeps counting) and no deadline (``expires_at``: the
+    operator asked for the run). Returns the ids that moved.
 
     ``from_step``: each job that moves also forgets that step and every step recorded after
     it, so its next run does them again (a job without that step keeps all of its steps:
@@ -88,7 +91,12 @@ def retry(
         update(job_queue)
         .where(job_queue.c.id.in_(ids), retryable)
         .values(
-            status=PENDING, failed_attempts=0, scheduled_for=now, finished_at=None, claimed_by=None
+            status=PENDING,
+            failed_attempts=0,
+            scheduled_for=now,
+            finished_at=None,
+            claimed_by=None,
+            expires_at=None,
         )
     )
     _reacquire_slots(connection, ids)

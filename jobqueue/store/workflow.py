@@ -232,7 +232,7 @@ def reopen(connection: Connection, job_ids: Sequence[str]) -> None:
                 .values(
                     unfinished=job_batches.c.unfinished + 1,
                     failed=job_batches.c.failed - int(row.status == FAILED),
-                    cancelled=job_batches.c.cancelled - int(row.status == CANCELLED),
+                    cancelled=job_batches.c.cancelled - int(row.status in (CANCELLED, EXPIRED)),
                 )
             ).rowcount
             column = "batch_id"

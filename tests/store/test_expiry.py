@@ -144,3 +144,20 @@ def test_jobs_list_shows_expired_jobs(
     monkeypatch.setenv("JOBQUEUE_DATABASE_URL", jq.database_url)
     assert main(["jobs", "list", "--status", "expired"]) == 0
     assert late.id in capsys.readouterr().out
+
+
+def test_an_operator_can_retry_an_expired_job_without_its_deadline(jq: JobQueue) -> None:
+    late = work.using(expires_at=past()).enqueue("late")
+    drain(jq)
+    assert jq.admin.retry([late.id]) == [late.id]
+    record = jq.get_job(late.id)
+    assert record is not None and record.status == PENDING and record.expires_at is None
+    drain(jq)
+    assert ran == ["late"] and status(jq, late.id) == SUCCEEDED
+
+
+def test_expired_jobs_can_be_pruned(jq: JobQueue) -> None:
+    late = work.using(expires_at=past()).enqueue("late")
+    drain(jq)
+    assert jq.admin.prune(status=EXPIRED, older_than=timedelta(0)) == 1
+    assert jq.get_job(late.id) is None
