@@ -1,5 +1,6 @@
-"""What to enqueue and what enqueue returns: :class:`JobCall`, :class:`EnqueuedJob`, and
-:func:`build_call`, the one place a job's options and a call's arguments become a call.
+"""What to enqueue and what enqueue returns: :class:`JobCall` and :class:`EnqueuedJob`
+(:mod:`jobqueue.call_builder` is the one place a job's options and a call's arguments become
+a call).
 
 A :class:`JobCall` is a validated, not yet written job; :meth:`JobQueue.enqueue_many
 <jobqueue.queue.JobQueue.enqueue_many>` writes any number of them in one transaction. Every
@@ -12,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from jobqueue.database import Database
@@ -22,13 +23,11 @@ from jobqueue.errors import (
     JobFailedError,
     JobNotFoundError,
     NaiveDatetimeError,
-    RegistryError,
 )
 from jobqueue.options import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
-    JobOptions,
     dependency_ids,
     validate_dependency_failure,
     validate_max_attempts,
@@ -36,9 +35,9 @@ from jobqueue.options import (
     validate_priority,
     validate_queue_name,
 )
-from jobqueue.registry import JobDefinition, registry
+from jobqueue.registry import registry
 from jobqueue.schema import CANCELLED, EXPIRED, FAILED, SUCCEEDED
-from jobqueue.serialization import canonical_digest, decode_value
+from jobqueue.serialization import decode_value
 from jobqueue.store.jobs import JobRecord, fetch_job
 
 if TYPE_CHECKING:
@@ -245,89 +244,3 @@ def _next_poll(
     if left <= 0:
         raise TimeoutError(f"job {job.id} has not ended after {timeout:g} s")
     return min(delay * 1.5, _LAST_POLL, left)
-
-
-def build_call(
-    name: str,
-    options: JobOptions,
-    args: Sequence[Any],
-    kwargs: Mapping[str, Any],
-    *,
-    scheduled_for: datetime | None = None,
-    unique_key: str | None = None,
-    depends_on: tuple[str, ...] = (),
-    on_dependency_failure: str = "cancel",
-    expires_at: datetime | None = None,
-) -> JobCall:
-    """A job's options and one call's arguments as a :class:`JobCall`: where the unique key
-    (a digest of name and arguments) and the concurrency key (a string, or a function of the
-    arguments, default the job's name) are worked out."""
-    if unique_key is None:
-        unique_key = _unique_key(name, options, args, kwargs)
-    if expires_at is None and options.expires_in is not None:
-        due = scheduled_for or datetime.now(UTC)
-        expires_at = due + timedelta(seconds=options.expires_in)
-    limit = options.concurrency_limit
-    concurrency_key: str | None = None
-    if limit is not None:
-        key = options.concurrency_key
-        if not callable(key):
-            concurrency_key = key or name
-        else:
-            try:
-                concurrency_key = key(*args, **kwargs)
-            except TypeError:
-                check_arguments(name, args, kwargs)  # the clearer error, if that is the cause
-                raise
-    return JobCall(
-        name=name,
-        args=args,
-        kwargs=kwargs,
-        queue=options.queue,
-        priority=options.priority,
-        max_attempts=options.max_attempts,
-        scheduled_for=scheduled_for,
-        unique_key=unique_key,
-        concurrency_key=concurrency_key,
-        concurrency_limit=limit,
-        depends_on=depends_on,
-        on_dependency_failure=on_dependency_failure,
-        expires_at=expires_at,
-        debounce=options.debounce,
-    )
-
-
-def _unique_key(
-    name: str, options: JobOptions, args: Sequence[Any], kwargs: Mapping[str, Any]
-) -> str | None:
-    """The option's key (a string, or a function of the arguments); else, for a unique job, a
-    digest of name and arguments; else, for a debounced one, its name (its arguments change
-    from call to call: they are what debounce keeps the latest of)."""
-    key = options.unique_key
-    if callable(key):
-        try:
-            key = key(*args, **kwargs)
-        except TypeError:
-            check_arguments(name, args, kwargs)  # the clearer error, if that is the cause
-            raise
-    if key is not None:
-        return key
-    if options.unique:
-        return canonical_digest([name, list(args), dict(kwargs)])
-    return name if options.debounce is not None else None
-
-
-def target_options(target: object) -> tuple[str, JobOptions]:
-    """(name, options) of what can be enqueued: a ``@job`` function or ``Job`` subclass (each
-    carries its registered ``definition``), or a job name (options from the registry if it is
-    registered in this process, else the defaults)."""
-    if isinstance(target, str):
-        validate_name(target)
-        definition = registry.find(target)
-        return target, definition.options if definition is not None else JobOptions()
-    definition = getattr(target, "definition", None)
-    if isinstance(definition, JobDefinition):
-        if isinstance(target, type) and definition.job_class is not target:
-            raise RegistryError(f"{target.__qualname__} is abstract and cannot be enqueued")
-        return definition.name, definition.options
-    raise TypeError(f"expected a @job function, a Job subclass or a job name, not {target!r}")

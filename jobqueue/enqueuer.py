@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypedDict, Unpack
 
 from sqlalchemy import Connection, Engine
 
-from jobqueue.calls import EnqueuedJob, JobCall, build_call, require_aware, target_options
+from jobqueue.call_builder import build_call, target_options
+from jobqueue.calls import EnqueuedJob, JobCall, require_aware
 from jobqueue.options import (
     JobOptions,
     dependency_ids,

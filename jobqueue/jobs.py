@@ -25,7 +25,8 @@ from typing import (
     overload,
 )
 
-from jobqueue.calls import EnqueuedJob, JobCall, target_options
+from jobqueue.call_builder import target_options
+from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.enqueuer import Enqueuer, UsingArgs
 from jobqueue.errors import RegistryError
 from jobqueue.options import JobOptions, OptionArgs, validate_options

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine
 
 from jobqueue.admin import Admin
-from jobqueue.calls import EnqueuedJob, JobCall, build_call, target_options
+from jobqueue.call_builder import build_call, target_options
+from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.database import Database
 from jobqueue.db import DEFAULT_BUSY_TIMEOUT_MS, SqliteSynchronous
 from jobqueue.enqueue import enqueue_calls

@@ -161,7 +161,7 @@ def insert_rows(
     """Insert job rows in the caller's transaction; returns {row index: id of the queued job}
     for unique rows whose key was taken, which are not inserted. A ``debounced`` row (by
     index) whose key is taken by a job that has not started gives that job its arguments
-    and start time instead (:func:`~jobqueue.store.debounce.insert_debounced`).
+    and start time instead (:func:`~jobqueue.store.unique.insert_debounced`).
 
     ``bounds`` (queue -> max_pending): rows that would take a bounded queue past its bound
     raise :class:`~jobqueue.errors.QueueFullError` before anything is written
@@ -185,15 +185,7 @@ def insert_rows(
         for index, row in enumerate(rows)
         if row["unique_key"] or row["concurrency_key"] or row["status"] == CANCELLED
     ]
-    plain = (
-        [row for index, row in enumerate(rows) if index not in set(special)] if special else rows
-    )
-    if needs and any(needs):
-        # One executemany per set of columns: a dependent's row also has open_dependencies.
-        insert_jobs(connection, [row for row in plain if "open_dependencies" not in row])
-        insert_jobs(connection, [row for row in plain if "open_dependencies" in row])
-    else:
-        insert_jobs(connection, plain)
+    _insert_plain(connection, rows, special, dependents=bool(needs and any(needs)))
     existing = _insert_special(connection, rows, limits, special, debounced)
     inserted = [row for index, row in enumerate(rows) if index not in existing]
     if edges or special or any("batch_id" in row for row in rows):
@@ -202,6 +194,21 @@ def insert_rows(
         due = (r["queue"] for r in inserted if r["status"] == PENDING and r["scheduled_for"] <= now)
         notify_enqueued(connection, set(due))
     return existing
+
+
+def _insert_plain(
+    connection: Connection, rows: list[dict[str, Any]], special: list[int], *, dependents: bool
+) -> None:
+    """The rows that are not ``special``, in one executemany per set of columns (a
+    dependent's row also has open_dependencies)."""
+    plain = (
+        [row for index, row in enumerate(rows) if index not in set(special)] if special else rows
+    )
+    if dependents:
+        insert_jobs(connection, [row for row in plain if "open_dependencies" not in row])
+        insert_jobs(connection, [row for row in plain if "open_dependencies" in row])
+    else:
+        insert_jobs(connection, plain)
 
 
 def _insert_special(
