@@ -41,7 +41,7 @@ from jobqueue.registry import JobDefinition, registry
 from jobqueue.retry import FailJob, JobCancelled, RetryJob
 from jobqueue.steps import durable_sleep, iterate, step
 from jobqueue.store.batches import BatchRecord
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 from jobqueue.store.due import DueJob
 from jobqueue.store.jobs import JobRecord
 

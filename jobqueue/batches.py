@@ -30,7 +30,6 @@ from jobqueue.enqueue import (
     enqueue_calls,
     inline_mode,
     queue_bounds,
-    write_in_transaction,
 )
 from jobqueue.errors import ConfigurationError
 from jobqueue.queue import get_default_queue
@@ -39,6 +38,7 @@ from jobqueue.store import batches as store
 from jobqueue.store.batches import BatchRecord, CancelReport
 from jobqueue.store.depends_on import Needs
 from jobqueue.store.workflow import CALLBACK_KINDS, callback_spec
+from jobqueue.writes import write_in_transaction
 
 if TYPE_CHECKING:
     from jobqueue.calls import AnySession

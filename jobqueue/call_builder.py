@@ -36,17 +36,13 @@ def build_call(
         due = scheduled_for or datetime.now(UTC)
         expires_at = due + timedelta(seconds=options.expires_in)
     limit = options.concurrency_limit
-    concurrency_key: str | None = None
+    concurrency_key = None
     if limit is not None:
-        key = options.concurrency_key
-        if not callable(key):
-            concurrency_key = key or name
-        else:
-            try:
-                concurrency_key = key(*args, **kwargs)
-            except TypeError:
-                check_arguments(name, args, kwargs)  # the clearer error, if that is the cause
-                raise
+        concurrency_key = _of_arguments(options.concurrency_key, name, args, kwargs) or name
+    rate_key = rate_cost = None
+    if options.rate_windows is not None:
+        rate_key = _of_arguments(options.rate_key, name, args, kwargs) or name
+        rate_cost = _of_arguments(options.rate_cost, name, args, kwargs)
     return JobCall(
         name=name,
         args=args,
@@ -62,7 +58,21 @@ def build_call(
         on_dependency_failure=on_dependency_failure,
         expires_at=expires_at,
         debounce=options.debounce,
+        rate_key=rate_key,
+        rate_limits=options.rate_windows,
+        rate_cost=rate_cost,
     )
+
+
+def _of_arguments(option: Any, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+    """An option given as a value or as a function of the job's arguments (a key, a cost)."""
+    if not callable(option):
+        return option
+    try:
+        return option(*args, **kwargs)
+    except TypeError:
+        check_arguments(name, args, kwargs)  # the clearer error, if that is the cause
+        raise
 
 
 def _unique_key(
@@ -71,13 +81,7 @@ def _unique_key(
     """The option's key (a string, or a function of the arguments); else, for a unique job, a
     digest of name and arguments; else, for a debounced one, its name (its arguments change
     from call to call: they are what debounce keeps the latest of)."""
-    key = options.unique_key
-    if callable(key):
-        try:
-            key = key(*args, **kwargs)
-        except TypeError:
-            check_arguments(name, args, kwargs)  # the clearer error, if that is the cause
-            raise
+    key: str | None = _of_arguments(options.unique_key, name, args, kwargs)
     if key is not None:
         return key
     if options.unique:

@@ -35,6 +35,7 @@ from jobqueue.options import (
     validate_priority,
     validate_queue_name,
 )
+from jobqueue.rate_limits import check_cost, check_key, windows_text
 from jobqueue.registry import registry
 from jobqueue.schema import CANCELLED, EXPIRED, FAILED, SUCCEEDED
 from jobqueue.serialization import decode_value
@@ -100,6 +101,11 @@ class JobCall:
     #: Seconds of quiet (needs ``unique_key``): a queued job with the key takes this call's
     #: arguments and starts this long after it, instead of another job being written.
     debounce: float | None = None
+    #: Starts of jobs with this key are limited by ``rate_limits`` (stored form,
+    #: ``"count/seconds,..."``, see :mod:`jobqueue.rate_limits`); each costs ``rate_cost``.
+    rate_key: str | None = None
+    rate_limits: str | None = None
+    rate_cost: int | None = None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -121,6 +127,8 @@ class JobCall:
             raise ValueError(f"unique_key must be a non-empty string, not {self.unique_key!r}")
         if self.debounce is not None:
             _check_debounce(self)
+        if self.rate_key is not None or self.rate_limits is not None:
+            _check_rate(self)
         if self.depends_on != ():  # checked only when given: this runs on every enqueue
             object.__setattr__(self, "depends_on", dependency_ids(self.depends_on))
         if self.on_dependency_failure != "cancel":
@@ -144,6 +152,15 @@ def _check_debounce(call: JobCall) -> None:
         raise ValueError("debounce needs a unique_key: the enqueues it collapses share it")
     if call.depends_on:
         raise ValueError("a debounced job cannot have depends_on (it may stand for many calls)")
+
+
+def _check_rate(call: JobCall) -> None:
+    if call.rate_key is None or call.rate_limits is None:
+        raise ValueError("rate_key and rate_limits go together")
+    check_key("rate_key", call.rate_key)
+    windows_text(call.rate_limits.split(","))  # stored form: "count/seconds,..."
+    if call.rate_cost is not None:
+        check_cost(call.rate_cost, call.rate_limits)
 
 
 @dataclass(frozen=True)

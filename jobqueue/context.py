@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from jobqueue.database import Database
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 
 _current_job: ContextVar[ClaimedJob | None] = ContextVar("jobqueue_current_job", default=None)
 #: The database the running job's attempt is recorded in (its steps are written there).

@@ -17,19 +17,17 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 from ulid import ULID
 
 from jobqueue import tracing
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.database import Database
-from jobqueue.db import autocommit_options, mask_url
-from jobqueue.db_errors import commit_failed, is_deadlock, is_disconnect, operational_error
-from jobqueue.errors import DatabaseUnavailableError, QueueFullError
+from jobqueue.errors import QueueFullError
 from jobqueue.schema import PENDING
 from jobqueue.serialization import encode_arguments
 from jobqueue.store import jobs as store
 from jobqueue.store.depends_on import Needs
+from jobqueue.writes import insert_alone, write_in_transaction
 
 if TYPE_CHECKING:
     from jobqueue.calls import AnySession
@@ -161,8 +159,10 @@ def _insert_own(
     bounded queue, tried again until ``target.block`` has passed."""
     bounds = queue_bounds(database)
     plain = limits[0] is None and needs[0] is None and target.batch_id is None
-    alone = len(rows) == 1 and rows[0]["unique_key"] is None and plain
-    if alone and rows[0]["queue"] not in bounds and _insert_alone(database, rows[0]):
+    alone = (
+        len(rows) == 1 and rows[0]["unique_key"] is None and rows[0]["rate_key"] is None and plain
+    )
+    if alone and rows[0]["queue"] not in bounds and insert_alone(database, rows[0]):
         return {}
     deadline = None if target.block is None else time.monotonic() + target.block
     pause = 0.02
@@ -222,6 +222,9 @@ def _rows(
                 "concurrency_key": call.concurrency_key,
                 "trace_context": None,  # set by the caller when a trace is being recorded
                 "expires_at": call.expires_at,
+                "rate_key": call.rate_key,
+                "rate_cost": call.rate_cost,
+                "rate_limits": call.rate_limits,
                 "unique_key": (
                     hashlib.sha256(unique_key.encode()).hexdigest()
                     if unique_key is not None
@@ -231,69 +234,3 @@ def _rows(
         )
         handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, database))
     return rows, handles
-
-
-def _insert_alone(database: Database, row: dict[str, Any]) -> bool:
-    """Write one plain job as one self-committing statement; False where the backend has no
-    cheaper way than a transaction (see :func:`jobqueue.db.autocommit_options`).
-
-    When the connection is lost mid-statement, whether it committed is unknown; but the job's
-    id was made here, so a look tells: there, it was written; not there, it was not, and is
-    sent again. Written once or an error, as in a transaction.
-    """
-    options = autocommit_options(database.dialect)
-    if options is None:
-        return False
-    wake = row["scheduled_for"] <= datetime.now(UTC)
-    for _attempt in (1, 2, 3):
-        with database.connect() as pooled:
-            connection = pooled.execution_options(**options)
-            try:
-                with connection.begin():
-                    store.insert_alone(connection, row, wake=wake)
-                return True
-            except DBAPIError as caught:
-                error, lost = caught, is_disconnect(caught)
-                if not (lost or is_deadlock(caught)):
-                    raise operational_error(database.engine, caught) from caught
-        # A statement lost on its way back may have committed, the last try's too: look
-        # before saying no (an unreadable table says "unknown", see _written).
-        if lost and _written(database, row["id"]):
-            return True
-    raise operational_error(database.engine, error) from error
-
-
-def _written(database: Database, job_id: str) -> bool:
-    try:
-        with database.transaction(read_only=True) as connection:
-            return store.job_exists(connection, job_id)
-    except DBAPIError as error:
-        raise DatabaseUnavailableError(
-            f"the connection to {mask_url(database.engine.url)} was lost while job {job_id} "
-            f"was being written, and it cannot be read back ({str(error.orig).strip()}); "
-            "whether it was written is unknown"
-        ) from error
-
-
-def write_in_transaction(
-    database: Database, write: Callable[[Connection], dict[int, str]], *, what: str
-) -> dict[int, str]:
-    """Run ``write`` in a transaction of our own, retrying on a connection lost before the
-    commit was sent (a pooled connection the server closed) or a deadlock: the rows are
-    written once or an error says so, never silently dropped. ``write`` must be repeatable
-    (it starts from the same rows each time)."""
-    for attempt in (1, 2, 3):
-        with database.connect() as connection:
-            try:
-                transaction = connection.begin()
-                existing = write(connection)
-            except DBAPIError as error:
-                if attempt < 3 and (is_disconnect(error) or is_deadlock(error)):
-                    continue
-                raise operational_error(database.engine, error) from error
-            try:
-                transaction.commit()
-            except DBAPIError as error:
-                raise commit_failed(database.engine, error, what) from error
-            return existing
-    raise AssertionError("unreachable")  # pragma: no cover

@@ -3,10 +3,12 @@ checks that turn a bad option into a clear error at definition time, not at run 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypedDict, TypeGuard, Unpack
+
+from jobqueue.rate_limits import rate_windows
 
 DEFAULT_QUEUE = "default"
 DEFAULT_PRIORITY = 0
@@ -45,6 +47,10 @@ class OptionArgs(TypedDict, total=False):
     expires_in: float | timedelta | None
     unique_key: str | Callable[..., str] | None
     debounce: float | timedelta | None
+    rate_limit: str | None
+    rate_limits: Sequence[str] | None
+    rate_key: str | Callable[..., str] | None
+    rate_cost: int | Callable[..., int] | None
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,15 @@ class JobOptions:
     #: name) collapse into one job, which runs this long after the last of them, with its
     #: arguments.
     debounce: float | None = None
+    #: Starts per sliding window (``"100/m"``, or several with ``rate_limits``), counted per
+    #: ``rate_key`` (a string or a function of the arguments; default the job's name), each
+    #: start costing ``rate_cost`` (default 1). See docs/flow-control.md.
+    rate_limit: str | None = None
+    rate_limits: Sequence[str] | None = None
+    rate_key: str | Callable[..., str] | None = None
+    rate_cost: int | Callable[..., int] | None = None
+    #: The rate limits as stored (``"count/seconds,..."``), worked out by validation.
+    rate_windows: str | None = None
 
     def merged(self, **overrides: Unpack[OptionArgs]) -> JobOptions:
         """A copy with the given non-``None`` options replaced, each validated; an unknown
@@ -106,7 +121,7 @@ def validate_options(options: JobOptions) -> JobOptions:
     _check_schedule(options)
     _check_concurrency(options)
     _check_unique_key(options)
-    return options
+    return _check_rates(options)
 
 
 def _normalized(options: JobOptions) -> JobOptions:
@@ -171,6 +186,13 @@ def _check_schedule(options: JobOptions) -> None:
             ZoneInfo(options.timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise ValueError(f"unknown time zone {options.timezone!r}") from None
+
+
+def _check_rates(options: JobOptions) -> JobOptions:
+    windows = rate_windows(
+        options.rate_limit, options.rate_limits, options.rate_key, options.rate_cost
+    )
+    return replace(options, rate_windows=windows) if windows is not None else options
 
 
 def _check_unique_key(options: JobOptions) -> None:

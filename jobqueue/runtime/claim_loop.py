@@ -19,7 +19,7 @@ from jobqueue.runtime.lifecycle import Stopping
 from jobqueue.runtime.outcomes import Record, log_report, write_records
 from jobqueue.settings import MIN_POLL_INTERVAL, WorkerSettings
 from jobqueue.store import attempts, claiming, due, processes
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
 

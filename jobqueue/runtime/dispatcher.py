@@ -18,7 +18,7 @@ from jobqueue.runtime.execution import Execution, Outcome
 from jobqueue.runtime.in_flight import InFlight
 from jobqueue.runtime.job_threads import JobThreads
 from jobqueue.store import attempts
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
 

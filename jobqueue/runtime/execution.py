@@ -37,7 +37,7 @@ from jobqueue.retry import (
 )
 from jobqueue.schema import CANCELLED, EXPIRED, FAILED, PENDING, SUCCEEDED
 from jobqueue.serialization import decode_arguments, encode_value
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
 

@@ -14,7 +14,7 @@ from jobqueue import context
 from jobqueue.runtime import execution
 from jobqueue.runtime.execution import RELEASED, Execution, Outcome
 from jobqueue.runtime.outcomes import PendingOutcomes
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 
 #: Automatic prefetch holds about this much not-yet-started work (by the average job time)...
 PREFETCH_HORIZON = 0.05

@@ -24,7 +24,7 @@ from jobqueue.runtime.lifecycle import register
 from jobqueue.runtime.scheduler import Scheduler
 from jobqueue.schema import FAILED, SUCCEEDED
 from jobqueue.store import attempts, counters, processes, semaphores, workflow
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 from jobqueue.store.dependencies import Ended
 from jobqueue.store.processes import ProcessRow
 
@@ -93,7 +93,8 @@ def rescue_orphans(database: Database) -> int:
         now = datetime.now(UTC)
         with database.transaction() as connection:
             status = attempts.rescue_job(connection, job, error=worker_lost_error(job), now=now)
-            if status == FAILED and job.concurrency_key is not None:
+            if status is not None and job.concurrency_key is not None:
+                # Out of running either way: a slot is held only while a job runs.
                 semaphores.release_slots(connection, [job.concurrency_key])
             if status == FAILED:
                 ended = Ended(job.id, FAILED, job.batch_id, job.callback_of)

@@ -21,7 +21,7 @@ from jobqueue.database import Database
 from jobqueue.runtime.execution import RELEASED, SLEEPING, SNOOZED, Outcome
 from jobqueue.schema import CANCELLED, EXPIRED, FAILED, PENDING, SUCCEEDED
 from jobqueue.store import attempts, counters, semaphores, workflow
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 from jobqueue.store.dependencies import Ended
 
 log = structlog.get_logger("jobqueue.worker")
@@ -123,8 +123,10 @@ def write_records(
         for record in releases:
             (report.released if record.job.id in handed_back else report.rejected).append(record)
     _write_failures(connection, failures, report, now)
-    ended = report.succeeded + [r for r in report.failed if r.outcome.status != PENDING]
-    keys = [r.job.concurrency_key for r in ended if r.job.concurrency_key is not None]
+    # Every attempt written here left running (ended, or waiting again): its slot is given
+    # back; a job holds a slot only while it runs, or sleeps between its steps.
+    left = report.succeeded + report.failed + report.released + report.snoozed
+    keys = [r.job.concurrency_key for r in left if r.job.concurrency_key is not None]
     if keys:
         semaphores.release_slots(connection, keys)
     _carry_through_workflows(connection, report, dependents, now)

@@ -19,7 +19,7 @@ from jobqueue.registry import registry
 from jobqueue.runtime import execution
 from jobqueue.runtime.in_flight import InFlight
 from jobqueue.runtime.lifecycle import EXIT_RECYCLE, StopRequest
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 
 log = structlog.get_logger("jobqueue.worker")
 

@@ -80,6 +80,11 @@ job_queue = Table(
     Column("has_dependents", Boolean, nullable=True),  # NULL: none
     # Flow control (docs/flow-control.md): not started by then, the job ends ``expired``.
     Column("expires_at", UTCDateTime(), nullable=True),
+    # The key whose sliding windows limit this job's starts, what a start costs (NULL: 1),
+    # and the windows ("count/seconds,...", as the job was defined when it was enqueued).
+    Column("rate_key", String(255), nullable=True),
+    Column("rate_cost", Integer, nullable=True),
+    Column("rate_limits", String(255), nullable=True),
     CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in STATUSES)), name="status"),
     CheckConstraint("priority BETWEEN -1000000 AND 1000000", name="priority"),
     # Claim from named queues: equality on queue and status, then the ORDER BY columns.
@@ -110,6 +115,8 @@ job_queue = Table(
         "id",
         **where_set("concurrency_key"),
     ),
+    # A rate key's waiting jobs, moved to when its window frees.
+    Index("ix_job_queue_rate", "rate_key", "status", "scheduled_for", **where_set("rate_key")),
     # A batch's members by status (cancel, show); only rows in a batch where the dialect
     # allows, so plain enqueues do not pay for it.
     Index("ix_job_queue_batch", "batch_id", "status", **where_set("batch_id")),
@@ -178,14 +185,29 @@ job_cancellations = Table(
     **MYSQL_TABLE,
 )
 
-# Concurrency limits: ``held`` slots of ``max_running`` for each key. A job holds a slot from the
-# moment it is pending (enqueued or promoted) until it ends; without one it waits as blocked.
+# The gate (jobqueue.store.gate): one row per concurrency or rate key, locked by the claim that
+# starts its jobs. ``held`` of ``max_running`` slots (NULL: no concurrency limit) are taken by
+# running jobs; ``served_at`` is when the key last had a job started (the round-robin order
+# between keys).
 job_semaphores = Table(
     "job_semaphores",
     metadata,
     Column("key", String(255), primary_key=True),
-    Column("max_running", Integer, nullable=False),
+    Column("max_running", Integer, nullable=True),
     Column("held", Integer, nullable=False, server_default=text("0")),
+    Column("served_at", UTCDateTime(), nullable=True),
+    **MYSQL_TABLE,
+)
+
+# Each start of a rate-limited job, counted against its key's windows; rows older than the
+# longest window are deleted by the claims that add new ones.
+job_rate_starts = Table(
+    "job_rate_starts",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("started_at", UTCDateTime(), primary_key=True),
+    Column("job_id", ulid_type(), primary_key=True),
+    Column("cost", Integer, nullable=False),
     **MYSQL_TABLE,
 )
 
@@ -255,6 +277,7 @@ __all__ = [
     "job_queue",
     "job_queue_bounds",
     "job_queue_pauses",
+    "job_rate_starts",
     "job_recurring_runs",
     "job_semaphores",
     "job_stats",

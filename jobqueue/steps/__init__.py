@@ -34,7 +34,7 @@ from jobqueue.retry import ReleaseAtStep, SleepUntil
 from jobqueue.serialization import decode_value, encode_value
 from jobqueue.steps.inline import InlineRun, inline_run, record_inline, running_inline, step_outside
 from jobqueue.store import steps as store
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 from jobqueue.store.steps import StepRecord
 
 __all__ = ["InlineRun", "durable_sleep", "iterate", "running_inline", "step"]

@@ -25,8 +25,9 @@ from jobqueue.schema import (
     job_processes,
     job_queue,
 )
-from jobqueue.store.claims import CLAIM_COLUMNS, ClaimedJob
+from jobqueue.store.claimed import CLAIM_COLUMNS, ClaimedJob
 from jobqueue.store.dialect import is_mysql
+from jobqueue.store.due import waiting_status
 from jobqueue.store.history import record_failed_attempt
 
 _P_PROCESS = bindparam("process_id", type_=String())
@@ -117,7 +118,7 @@ def record_failure(
     Fenced like every final write; returns False when the job was no longer ours.
     """
     if retry_at is not None:
-        values: dict[str, Any] = {"status": PENDING, "scheduled_for": retry_at}
+        values: dict[str, Any] = {"status": waiting_status(), "scheduled_for": retry_at}
     else:
         values = {"status": final_status, "finished_at": now, "unique_key": None}
     return _count_failure(connection, job, values, error, now)
@@ -129,7 +130,7 @@ def snooze(connection: Connection, job: ClaimedJob, *, error: str, until: dateti
     result = connection.execute(
         update(job_queue)
         .where(*FENCE)
-        .values(status=PENDING, scheduled_for=until, last_error=error),
+        .values(status=waiting_status(), scheduled_for=until, last_error=error),
         fence_params(job.claimed_by, [job.fence]),
     )
     return bool(result.rowcount == 1)
@@ -137,7 +138,11 @@ def snooze(connection: Connection, job: ClaimedJob, *, error: str, until: dateti
 
 def put_to_sleep(connection: Connection, job: ClaimedJob, *, until: datetime) -> bool:
     """Back to pending until ``until`` without counting an attempt or touching its error
-    (``durable_sleep``). Fenced; False if the job was no longer ours."""
+    (``durable_sleep``). Fenced; False if the job was no longer ours.
+
+    A sleeping job keeps its concurrency slot (a job between its steps is in progress, so two
+    jobs of an exclusive key never interleave their steps): it waits as ``pending``, not
+    ``blocked``, and the plain claim resumes it without asking its key again."""
     result = connection.execute(
         update(job_queue).where(*FENCE).values(status=PENDING, scheduled_for=until),
         fence_params(job.claimed_by, [job.fence]),
@@ -190,9 +195,9 @@ def release_jobs(
 
 
 _RELEASE_RETURNING = (
-    update(job_queue).where(*FENCE).values(status=PENDING).returning(job_queue.c.id)
+    update(job_queue).where(*FENCE).values(status=waiting_status()).returning(job_queue.c.id)
 )
-_RELEASE_IDS = update(job_queue).where(job_queue.c.id.in_(_P_IDS)).values(status=PENDING)
+_RELEASE_IDS = update(job_queue).where(job_queue.c.id.in_(_P_IDS)).values(status=waiting_status())
 
 
 def held_jobs(connection: Connection, process_id: str) -> list[tuple[str, int]]:
@@ -234,7 +239,7 @@ def rescue_job(connection: Connection, job: ClaimedJob, *, error: str, now: date
         result = connection.execute(
             update(job_queue)
             .where(*FENCE, _START_UNRECORDED)
-            .values(status=PENDING, last_error=error),
+            .values(status=waiting_status(), last_error=error),
             fence_params(job.claimed_by, [job.fence]),
         )
         return PENDING if result.rowcount == 1 else None
@@ -242,7 +247,7 @@ def rescue_job(connection: Connection, job: ClaimedJob, *, error: str, now: date
         status, values = FAILED, {"status": FAILED, "finished_at": now, "unique_key": None}
     else:
         # scheduled_for is kept: it was due, so the rescued job is first in line.
-        status, values = PENDING, {"status": PENDING}
+        status, values = PENDING, {"status": waiting_status()}
     return status if _count_failure(connection, job, values, error, now) else None
 
 

@@ -1,7 +1,7 @@
 """Cancelling jobs that have not started (waiting, pending, blocked): the one place it is done,
 for operators (``jobs cancel``, ``batches cancel``, ``queues clear``) and for jobs added to a
 batch that was cancelled. Their end is carried through batches and dependents in the same
-transaction, and a pending job's concurrency slot passes on."""
+transaction; a job sleeping between its steps gives its concurrency slot back."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from jobqueue.store.semaphores import release_slots
 
 
 def cancel_waiting(connection: Connection, job_ids: Sequence[str], now: datetime) -> set[str]:
-    """Waiting, pending or blocked jobs among ``job_ids`` become cancelled; a pending one's
-    concurrency slot passes on, and the end is carried to their batches and dependents
+    """Waiting, pending or blocked jobs among ``job_ids`` become cancelled, and the end is
+    carried to their batches and dependents
     (:mod:`~jobqueue.store.workflow`). Rows are locked first (where the database has row
     locks), so a job a worker claims meanwhile is not counted as cancelled. Returns the ids
     cancelled."""
@@ -46,6 +46,7 @@ def cancel_waiting(connection: Connection, job_ids: Sequence[str], now: datetime
         .where(job_queue.c.id.in_([r.id for r in rows]), job_queue.c.status.in_(unstarted))
         .values(status=CANCELLED, finished_at=now, unique_key=None, open_dependencies=None)
     )
+    # A pending job with a concurrency key slept between its steps, keeping its slot.
     keys = [r.concurrency_key for r in rows if r.status == PENDING and r.concurrency_key]
     if keys:
         release_slots(connection, keys)

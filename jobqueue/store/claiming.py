@@ -1,9 +1,11 @@
 """The claim as workers make it: :func:`~jobqueue.store.claims.claim_jobs`, and in the same
 transaction the end of the jobs it found past their ``expires_at``.
 
-An expired job is never run late; its end is an outcome like any other: its concurrency slot
-passes on, it is counted (``expired`` in the outcome counters), and it is carried to its
-batch and its dependents (:mod:`~jobqueue.store.workflow`), where it counts as cancelled.
+An expired job is never run late; its end is an outcome like any other: it is counted
+(``expired`` in the outcome counters) and carried to its batch and its dependents
+(:mod:`~jobqueue.store.workflow`), where it counts as cancelled. It took no concurrency slot
+(the gate charges a key only for the jobs that start), but gives back the one it kept if it
+slept between its steps.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from sqlalchemy import Connection
 
 from jobqueue.schema import EXPIRED
 from jobqueue.store import counters, workflow
-from jobqueue.store.claims import ClaimedJob, claim_jobs
+from jobqueue.store.claimed import ClaimedJob
+from jobqueue.store.claims import claim_jobs
 from jobqueue.store.dependencies import Ended
 from jobqueue.store.semaphores import release_slots
 
@@ -49,9 +52,9 @@ def claim_due(
 def end_expired(
     connection: Connection, jobs: Sequence[ClaimedJob], *, process_id: str, now: datetime
 ) -> None:
-    """Carry the end of jobs that expired (their rows already say so) on: slots, counters,
-    batches and dependents."""
-    keys = [job.concurrency_key for job in jobs if job.concurrency_key is not None]
+    """Carry the end of jobs that expired (their rows already say so) on: the slot of one that
+    slept holding it, counters, batches and dependents."""
+    keys = [job.concurrency_key for job in jobs if job.held_slot and job.concurrency_key]
     if keys:
         release_slots(connection, keys)
     counters.bump_outcomes(

@@ -17,18 +17,15 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 
 from jobqueue.error_record import ErrorRecord
 from jobqueue.schema import (
-    BLOCKED,
     CANCELLED,
     FAILED,
-    PENDING,
     SUCCEEDED,
     WAITING,
     job_dependencies,
     job_queue,
-    job_semaphores,
 )
 from jobqueue.store.dialect import locking, notify_enqueued
-from jobqueue.store.semaphores import acquire_slot
+from jobqueue.store.due import waiting_status
 
 
 @dataclass(frozen=True)
@@ -90,35 +87,26 @@ def settle_dependents(connection: Connection, ended: list[Ended], now: datetime)
 
 
 def make_ready(connection: Connection, job_ids: Sequence[str]) -> list[str]:
-    """Waiting jobs among ``job_ids`` with no open dependency left become pending (or blocked,
-    when their concurrency limit has no free slot); returns the ids that moved."""
+    """Waiting jobs among ``job_ids`` with no open dependency left become pending (blocked,
+    if a key decides when they start); returns the ids that moved."""
     ready = connection.execute(
-        select(job_queue.c.id, job_queue.c.queue, job_queue.c.concurrency_key).where(
+        select(job_queue.c.id, job_queue.c.queue).where(
             job_queue.c.id.in_(list(job_ids)),
             job_queue.c.status == WAITING,
             job_queue.c.open_dependencies <= 0,
         )
     ).all()
     moved = []
-    for job_id, queue, key in ready:
-        status = PENDING if key is None or _take_slot(connection, key) else BLOCKED
+    for job_id, queue in ready:
         result = connection.execute(
             update(job_queue)
             .where(job_queue.c.id == job_id, job_queue.c.status == WAITING)
-            .values(status=status, open_dependencies=None)
+            .values(status=waiting_status(), open_dependencies=None)
         )
         if result.rowcount == 1:
-            moved.append((job_id, queue, status))
-    notify_enqueued(connection, {queue for _, queue, status in moved if status == PENDING})
-    return [job_id for job_id, _, _ in moved]
-
-
-def _take_slot(connection: Connection, key: str) -> bool:
-    """A slot of ``key``'s concurrency limit, as stored when the job was enqueued."""
-    limit = connection.execute(
-        select(job_semaphores.c.max_running).where(job_semaphores.c.key == key)
-    ).scalar()
-    return limit is None or acquire_slot(connection, key, int(limit))
+            moved.append((job_id, queue))
+    notify_enqueued(connection, {queue for _, queue in moved})
+    return [job_id for job_id, _ in moved]
 
 
 def batch_outcome(row: Any) -> str:

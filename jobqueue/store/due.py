@@ -12,14 +12,24 @@ claim when the table holds millions of finished rows; :func:`explain_due_jobs` s
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, func, literal_column, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 
-from jobqueue.schema import PENDING, RUNNING, UTCDateTime, job_queue, job_queue_pauses
+from jobqueue.schema import BLOCKED, PENDING, RUNNING, UTCDateTime, job_queue, job_queue_pauses
 from jobqueue.store.dialect import db_now
 
 #: Columns of a due job as :func:`due_jobs` returns it (never its arguments: they may be large).
@@ -31,6 +41,21 @@ DUE_COLUMNS = (
     job_queue.c.scheduled_for,
     job_queue.c.attempts,
 )
+
+#: A job that a key lets start (a concurrency or a rate key): it waits as ``blocked``.
+KEYED = or_(job_queue.c.concurrency_key.is_not(None), job_queue.c.rate_key.is_not(None))
+
+
+def waiting_status() -> ColumnElement[str]:
+    """The status a job waits in when it goes back to waiting (a retry, a release, a rescue,
+    its dependencies done): ``blocked`` if a key decides when it starts, else ``pending``."""
+    return case((KEYED, BLOCKED), else_=PENDING)
+
+
+def row_waiting_status(row: Mapping[str, Any]) -> str:
+    """:func:`waiting_status` of a row about to be written."""
+    return BLOCKED if row.get("concurrency_key") or row.get("rate_key") else PENDING
+
 
 #: The order a claim takes due jobs in, and the order :func:`due_jobs` lists them.
 DUE_ORDER = (job_queue.c.priority, job_queue.c.scheduled_for, job_queue.c.id)
@@ -122,28 +147,32 @@ def explain_due_jobs(connection: Connection, *, queue: str | None, limit: int | 
 
 
 def next_due_at(connection: Connection, queues: Sequence[str] | None) -> datetime | None:
-    """When the earliest pending job of these (unpaused) queues is due, or None.
+    """When the earliest pending or blocked job of these (unpaused) queues is due, or None.
 
-    An ``ORDER BY scheduled_for LIMIT 1`` walk of the (status, scheduled_for) or (queue,
-    status, scheduled_for) index: it reads one entry, where a MIN() with a correlated pause
-    filter would read every pending row.
+    ``ORDER BY scheduled_for LIMIT 1`` walks of the (status, scheduled_for) or (queue,
+    status, scheduled_for) index, one per status: each reads one entry, where a MIN() with a
+    correlated pause filter would read every waiting row. A blocked job that is due may still
+    have to wait for its key: the claim that finds so sleeps as on an idle poll.
     """
     paused = set(connection.execute(select(job_queue_pauses.c.queue)).scalars())
-    earliest = (
-        select(job_queue.c.scheduled_for)
-        .where(job_queue.c.status == PENDING)
-        .order_by(job_queue.c.scheduled_for)
-        .limit(1)
-    )
-    if queues is None:
-        if paused:
-            earliest = earliest.where(job_queue.c.queue.not_in(paused))
-        return connection.execute(earliest).scalar()
-    times = [
-        connection.execute(earliest.where(job_queue.c.queue == queue)).scalar()
-        for queue in queues
-        if queue not in paused
-    ]
+    times = []
+    for status in (PENDING, BLOCKED):
+        earliest = (
+            select(job_queue.c.scheduled_for)
+            .where(job_queue.c.status == status)
+            .order_by(job_queue.c.scheduled_for)
+            .limit(1)
+        )
+        if queues is None:
+            if paused:
+                earliest = earliest.where(job_queue.c.queue.not_in(paused))
+            times.append(connection.execute(earliest).scalar())
+            continue
+        times += [
+            connection.execute(earliest.where(job_queue.c.queue == queue)).scalar()
+            for queue in queues
+            if queue not in paused
+        ]
     present = [t for t in times if t is not None]
     return min(present) if present else None
 

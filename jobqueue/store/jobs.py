@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 
 from jobqueue.error_record import ErrorRecord
-from jobqueue.schema import BLOCKED, CANCELLED, PENDING, WAITING, job_queue
+from jobqueue.schema import BLOCKED, CANCELLED, PENDING, job_queue
 from jobqueue.serialization import decode_arguments
 from jobqueue.store.bounds import make_room
 from jobqueue.store.depends_on import (
@@ -30,8 +30,9 @@ from jobqueue.store.dialect import (
     NOTIFY_CHANNEL,
     notify_enqueued,
 )
+from jobqueue.store.due import row_waiting_status
 from jobqueue.store.membership import settle_written
-from jobqueue.store.semaphores import acquire_slot, ensure_semaphore, release_slots
+from jobqueue.store.semaphores import ensure_semaphore
 from jobqueue.store.unique import insert_debounced, insert_unique
 
 
@@ -69,6 +70,10 @@ class JobRecord:
     has_dependents: bool | None = None
     #: Not started by then, it ends ``expired``.
     expires_at: datetime | None = None
+    #: The key whose windows limit its starts, and what a start costs (None: 1).
+    rate_key: str | None = None
+    rate_cost: int | None = None
+    rate_limits: str | None = None
 
     @property
     def args(self) -> list[Any]:
@@ -140,6 +145,9 @@ ENQUEUE_COLUMNS = (
     "unique_key",
     "trace_context",
     "expires_at",
+    "rate_key",
+    "rate_cost",
+    "rate_limits",
 )
 
 
@@ -159,18 +167,15 @@ def insert_rows(
     debounced: Collection[int] = (),
 ) -> dict[int, str]:
     """Insert job rows in the caller's transaction; returns {row index: id of the queued job}
-    for unique rows whose key was taken, which are not inserted. A ``debounced`` row (by
-    index) whose key is taken by a job that has not started gives that job its arguments
-    and start time instead (:func:`~jobqueue.store.unique.insert_debounced`).
+    for unique rows whose key was taken, which are not inserted (a ``debounced`` row, by
+    index, hands its arguments and start to that job: :mod:`~jobqueue.store.unique`).
 
-    ``bounds`` (queue -> max_pending): rows that would take a bounded queue past its bound
-    raise :class:`~jobqueue.errors.QueueFullError` before anything is written
-    (:mod:`~jobqueue.store.bounds`).
-
-    A row with a concurrency limit takes a slot (pending) or waits without one (blocked); a
-    row with dependencies (``needs``) waits for them, or is cancelled at once if one already
-    failed (see :func:`~jobqueue.store.dependencies.prepare_dependents`). Rows in a batch
-    are counted into it, and those cancelled here end in it at once."""
+    ``bounds`` (queue -> max_pending): past a bound, QueueFullError before anything is
+    written (:mod:`~jobqueue.store.bounds`). A row with a concurrency or a rate key waits as
+    blocked until the claim lets it start (:mod:`~jobqueue.store.gate`); one with ``needs``
+    waits for them, or is cancelled at once if one already failed
+    (:func:`~jobqueue.store.depends_on.prepare_dependents`). Rows in a batch are counted
+    into it, and those cancelled here end in it at once."""
     if bounds:
         make_room(connection, rows, bounds)
     now = datetime.now(UTC)
@@ -178,12 +183,15 @@ def insert_rows(
         if row["status"] == BLOCKED:
             row["status"] = PENDING
     edges = prepare_dependents(connection, rows, needs, now) if needs and any(needs) else []
-    # Rows that go one by one: a unique key, a concurrency limit, or cancelled at enqueue (a
-    # row with two more columns). The rest go in an executemany.
+    # Rows that go one by one: a unique key, a concurrency or rate key, or cancelled at
+    # enqueue (a row with two more columns). The rest go in an executemany.
     special = [
         index
         for index, row in enumerate(rows)
-        if row["unique_key"] or row["concurrency_key"] or row["status"] == CANCELLED
+        if row["unique_key"]
+        or row["concurrency_key"]
+        or row.get("rate_key")
+        or row["status"] == CANCELLED
     ]
     _insert_plain(connection, rows, special, dependents=bool(needs and any(needs)))
     existing = _insert_special(connection, rows, limits, special, debounced)
@@ -191,7 +199,11 @@ def insert_rows(
     if edges or special or any("batch_id" in row for row in rows):
         settle_written(connection, inserted, edges, existing, rows, now)
     if connection.dialect.name == "postgresql":
-        due = (r["queue"] for r in inserted if r["status"] == PENDING and r["scheduled_for"] <= now)
+        due = (
+            r["queue"]
+            for r in inserted
+            if r["status"] in (PENDING, BLOCKED) and r["scheduled_for"] <= now
+        )
         notify_enqueued(connection, set(due))
     return existing
 
@@ -218,17 +230,16 @@ def _insert_special(
     special: list[int],
     debounced: Collection[int],
 ) -> dict[int, str]:
-    """Insert, one by one, the rows with a concurrency limit, a unique key, or cancelled at
-    enqueue; returns {row index: id of the queued twin} for unique rows whose key was taken."""
+    """Insert, one by one, the rows with a key, a unique key, or cancelled at enqueue; returns
+    {row index: id of the queued twin} for unique rows whose key was taken."""
     existing: dict[int, str] = {}
     for index in special:
         row = rows[index]
         key, limit = row["concurrency_key"], limits[index]
         if key is not None and limit is not None:
-            if row["status"] == PENDING:
-                row["status"] = PENDING if acquire_slot(connection, key, limit) else BLOCKED
-            elif row["status"] == WAITING:
-                ensure_semaphore(connection, key, limit)  # its slot is taken when it is due
+            ensure_semaphore(connection, key, limit)  # its slot is taken when it starts
+        if row["status"] == PENDING:
+            row["status"] = row_waiting_status(row)
         if row["unique_key"] is None:
             insert_jobs(connection, [row])
             continue
@@ -239,8 +250,6 @@ def _insert_special(
         )
         if found is not None:
             existing[index] = found
-            if key is not None and row["status"] == PENDING:
-                release_slots(connection, [key])  # the queued twin keeps its own
     return existing
 
 

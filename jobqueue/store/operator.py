@@ -21,7 +21,6 @@ from sqlalchemy import (
 )
 
 from jobqueue.schema import (
-    BLOCKED,
     CANCELLED,
     EXPIRED,
     FAILED,
@@ -33,13 +32,12 @@ from jobqueue.schema import (
     job_cancellations,
     job_queue,
     job_queue_pauses,
-    job_semaphores,
 )
 from jobqueue.store import workflow
 from jobqueue.store.dependencies import delete_edges
 from jobqueue.store.dialect import locking, notify_enqueued
+from jobqueue.store.due import waiting_status
 from jobqueue.store.history import delete_history
-from jobqueue.store.semaphores import acquire_slot
 from jobqueue.store.steps import delete_steps, drop_steps_from
 
 #: An expired job can be retried too: the operator's retry clears its deadline.
@@ -91,7 +89,7 @@ def retry(
         update(job_queue)
         .where(job_queue.c.id.in_(ids), retryable)
         .values(
-            status=PENDING,
+            status=waiting_status(),  # blocked, if a key decides when it starts
             failed_attempts=0,
             scheduled_for=now,
             finished_at=None,
@@ -99,7 +97,6 @@ def retry(
             expires_at=None,
         )
     )
-    _reacquire_slots(connection, ids)
     connection.execute(delete(job_cancellations).where(job_cancellations.c.job_id.in_(ids)))
     if from_step is not None:
         for job_id in ids:
@@ -110,21 +107,6 @@ def retry(
         ).scalars()
         notify_enqueued(connection, queues)
     return ids
-
-
-def _reacquire_slots(connection: Connection, ids: list[str]) -> None:
-    """Retried jobs with a concurrency key take a slot again, or wait as blocked."""
-    rows = connection.execute(
-        select(job_queue.c.id, job_queue.c.concurrency_key, job_semaphores.c.max_running)
-        .join(job_semaphores, job_semaphores.c.key == job_queue.c.concurrency_key)
-        .where(job_queue.c.id.in_(ids))
-        .order_by(job_queue.c.id)
-    ).all()
-    for job_id, key, limit in rows:
-        if not acquire_slot(connection, key, limit):
-            connection.execute(
-                update(job_queue).where(job_queue.c.id == job_id).values(status=BLOCKED)
-            )
 
 
 def _ids_in(connection: Connection, job_ids: Sequence[str], statuses: Sequence[str]) -> set[str]:

@@ -1,75 +1,47 @@
-"""Concurrency limits: slots per key in ``job_semaphores``. A job holds a slot from the moment
-it is pending until it ends; without one it waits as ``blocked`` and is promoted, oldest first,
-in the transaction that frees a slot."""
+"""Concurrency limits: ``held`` of ``max_running`` slots per key in ``job_semaphores``. A slot is
+taken when a job starts (by the claim, :mod:`jobqueue.store.gate`) and given back when its
+attempt ends, however it ends (success, failure, retry, release, rescue): a job that waits,
+for its first attempt or for a retry's backoff, holds none."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, case, select, update
 
-from jobqueue.schema import BLOCKED, PENDING, job_queue, job_semaphores
+from jobqueue.schema import job_semaphores
 from jobqueue.store.dialect import insert_ignoring_duplicate
 
 
-def ensure_semaphore(connection: Connection, key: str, limit: int) -> None:
-    """Create ``key``'s semaphore with ``limit`` slots if it is new (for a job that will take
-    its slot later: one waiting for its dependencies)."""
-    row = {"key": key, "max_running": limit, "held": 0}
-    connection.execute(
-        insert_ignoring_duplicate(connection.dialect.name, job_semaphores, ["key"]).values(**row)
-    )
-
-
-def acquire_slot(connection: Connection, key: str, limit: int) -> bool:
-    """Take one of ``limit`` slots of ``key``; False means the job must wait as blocked."""
-    row = {"key": key, "max_running": limit, "held": 0}
-    connection.execute(
-        insert_ignoring_duplicate(connection.dialect.name, job_semaphores, ["key"]).values(**row)
-    )
-    result = connection.execute(
-        update(job_semaphores)
-        .where(job_semaphores.c.key == key, job_semaphores.c.held < limit)
-        .values(held=job_semaphores.c.held + 1, max_running=limit)
-    )
-    return bool(result.rowcount == 1)
-
-
-def release_slots(connection: Connection, keys: Iterable[str]) -> list[str]:
-    """Give back one slot per entry of ``keys`` (a job of that key ended), in the caller's
-    transaction: the slot passes to the oldest blocked job of the key, which becomes pending,
-    or is freed. Keys are taken in sorted order so concurrent releasers never deadlock.
-    Returns the ids of the promoted jobs."""
-    promoted: list[str] = []
-    locking = connection.dialect.name != "sqlite"
-    for key in sorted(keys):
-        query = select(job_semaphores.c.held, job_semaphores.c.max_running).where(
-            job_semaphores.c.key == key
-        )
-        semaphore = connection.execute(query.with_for_update() if locking else query).first()
-        if semaphore is None:
-            continue
-        if semaphore.held <= semaphore.max_running:
-            oldest = (
-                select(job_queue.c.id)
-                .where(job_queue.c.concurrency_key == key, job_queue.c.status == BLOCKED)
-                .order_by(job_queue.c.id)
-                .limit(1)
+def ensure_semaphore(connection: Connection, key: str, limit: int | None) -> None:
+    """Make sure ``key`` has its row, with ``limit`` slots (None: no concurrency limit, a row
+    for a rate key's turn). Read first: an enqueue should not queue behind a claim holding
+    the row, nor rewrite it when nothing changed."""
+    row = connection.execute(
+        select(job_semaphores.c.max_running).where(job_semaphores.c.key == key)
+    ).first()
+    if row is None:
+        connection.execute(
+            insert_ignoring_duplicate(connection.dialect.name, job_semaphores, ["key"]).values(
+                key=key, max_running=limit, held=0
             )
-            job_id = connection.execute(
-                oldest.with_for_update(skip_locked=True) if locking else oldest
-            ).scalar()
-            if job_id is not None:
-                connection.execute(
-                    update(job_queue)
-                    .where(job_queue.c.id == job_id, job_queue.c.status == BLOCKED)
-                    .values(status=PENDING)
-                )
-                promoted.append(job_id)
-                continue
+        )
+    elif limit is not None and row.max_running != limit:
+        connection.execute(
+            update(job_semaphores).where(job_semaphores.c.key == key).values(max_running=limit)
+        )
+
+
+def release_slots(connection: Connection, keys: Iterable[str]) -> None:
+    """Give back one slot per entry of ``keys`` (an attempt of that key left ``running``), in
+    the caller's transaction. Keys are taken in sorted order so concurrent releasers never
+    deadlock; the next claim starts the key's waiting jobs."""
+    for key, count in sorted(Counter(keys).items()):
         connection.execute(
             update(job_semaphores)
             .where(job_semaphores.c.key == key, job_semaphores.c.held > 0)
-            .values(held=job_semaphores.c.held - 1)
+            .values(
+                held=case((job_semaphores.c.held > count, job_semaphores.c.held - count), else_=0)
+            )
         )
-    return promoted

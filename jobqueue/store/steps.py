@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 from jobqueue.schema import job_queue, job_steps
 from jobqueue.store.attempts import FENCE, fence_params
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 
 
 @dataclass(frozen=True)

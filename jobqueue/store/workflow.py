@@ -38,7 +38,7 @@ from jobqueue.schema import (
 )
 from jobqueue.store.dependencies import Ended, batch_outcome, settle_dependents
 from jobqueue.store.dialect import notify_enqueued
-from jobqueue.store.semaphores import acquire_slot
+from jobqueue.store.semaphores import ensure_semaphore
 
 #: The callbacks a batch can have, in the order they are enqueued.
 CALLBACK_KINDS = ("on_complete", "on_success", "on_failure")
@@ -116,8 +116,9 @@ def _insert_callbacks(
     rows = []
     for spec in specs:
         key, limit = spec["concurrency_key"], spec["concurrency_limit"]
-        free = key is None or acquire_slot(connection, key, int(limit))
-        status = PENDING if free else BLOCKED
+        if key is not None:
+            ensure_semaphore(connection, key, int(limit))  # its slot is taken when it starts
+        status = PENDING if key is None else BLOCKED
         rows.append(
             {
                 "id": str(ULID()),
@@ -137,7 +138,7 @@ def _insert_callbacks(
         )
     if rows:
         connection.execute(job_queue.insert(), rows)
-        notify_enqueued(connection, {r["queue"] for r in rows if r["status"] == PENDING})
+        notify_enqueued(connection, {r["queue"] for r in rows})
     return [r["id"] for r in rows]
 
 

@@ -14,7 +14,7 @@ from ulid import ULID
 from jobqueue.database import Database
 from jobqueue.runtime.host import hostname
 from jobqueue.store import claiming, processes
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 
 
 @dataclass

@@ -34,7 +34,7 @@ from jobqueue.runtime.worker import Worker
 from jobqueue.schema import FAILED
 from jobqueue.settings import DEFAULT_DEAD_THRESHOLD, WorkerSettings
 from jobqueue.store import attempts, processes
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 from jobqueue.testing import _probe
 from jobqueue.testing._owners import Owners
 from jobqueue.testing._selection import DueSelection

@@ -38,7 +38,7 @@ from jobqueue.runtime.execution import Outcome
 from jobqueue.runtime.host import hostname
 from jobqueue.runtime.outcomes import Record, log_report, write_records
 from jobqueue.store import attempts, claiming, processes
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 from jobqueue.testing._zygote import forks
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from jobqueue.runtime.dispatcher import Dispatcher
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 
 _original = Dispatcher.dispatch
 

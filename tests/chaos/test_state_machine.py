@@ -75,7 +75,7 @@ from jobqueue.schema import (
 )
 from jobqueue.store import attempts, claims, processes
 from jobqueue.store import steps as store_steps
-from jobqueue.store.claims import ClaimedJob
+from jobqueue.store.claimed import ClaimedJob
 from jobqueue.store.jobs import JobRecord
 
 pytestmark = pytest.mark.chaos

@@ -10,6 +10,7 @@ from jobqueue.runtime import lifecycle
 from jobqueue.runtime.maintenance import rescue, rescue_orphans
 from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
 from jobqueue.store import attempts, claims, due, processes
+from jobqueue.store.claimed import ClaimedJob
 
 
 def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | None = None):
@@ -24,7 +25,7 @@ def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | No
         )
 
 
-def start(jq: JobQueue, *jobs: claims.ClaimedJob) -> None:
+def start(jq: JobQueue, *jobs: ClaimedJob) -> None:
     """Record these attempts' starts, as their worker does once they have run a while."""
     with jq.transaction() as connection:
         fences = [job.fence for job in jobs]

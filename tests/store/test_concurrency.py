@@ -1,11 +1,13 @@
-"""Concurrency limits: at most N running per key; the rest wait as blocked and are promoted in
-order as slots free up, in the same transaction that frees them."""
+"""Concurrency limits: at most N running per key. Jobs of a key wait as blocked and take a slot
+when they start (the claim), so a scheduled job or a retry waiting out its backoff holds none;
+every way out of running gives the slot back."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
+from ulid import ULID
 
 from jobqueue import JobQueue, job
 from jobqueue.runtime import lifecycle
@@ -38,6 +40,11 @@ def failing() -> None:
     raise RuntimeError("x")
 
 
+@job(name="conc.backing_off", concurrency_limit=1, backoff=3600)
+def backing_off() -> None:
+    raise RuntimeError("x")
+
+
 def statuses(jq: JobQueue, ids: list[str]) -> list[str]:
     return [jq.get_job(job_id).status for job_id in ids]  # type: ignore[union-attr]
 
@@ -50,43 +57,74 @@ def held(jq: JobQueue, key: str) -> int:
     return int(value or 0)
 
 
-def test_jobs_over_the_limit_wait_blocked_and_are_promoted_oldest_first(jq: JobQueue) -> None:
+def claim(jq: JobQueue, limit: int = 10) -> list[str]:
+    """What one claim by a registered worker takes (ids, in run order)."""
+    process_id = str(ULID())
+    with jq.transaction() as connection:
+        lifecycle.register(connection, process_id=process_id, kind="worker")
+    with jq.transaction() as connection:
+        jobs = claims.claim_jobs(
+            connection, process_id=process_id, queues=None, limit=limit, now=datetime.now(UTC)
+        )
+    return [job.id for job in jobs]
+
+
+def test_jobs_wait_blocked_and_a_claim_starts_no_more_than_the_limit(jq: JobQueue) -> None:
     ids = [limited.enqueue(i).id for i in range(5)]
-    assert statuses(jq, ids) == [PENDING, PENDING, BLOCKED, BLOCKED, BLOCKED]
-    assert drain(jq, max_jobs=1) == {SUCCEEDED: 1}
-    assert statuses(jq, ids) == [SUCCEEDED, PENDING, PENDING, BLOCKED, BLOCKED]
+    assert statuses(jq, ids) == [BLOCKED] * 5  # no slot is taken before the start
+    assert held(jq, "conc.limited") == 0
+    assert claim(jq) == ids[:2]  # oldest first, two at most
     assert held(jq, "conc.limited") == 2
-    assert drain(jq) == {SUCCEEDED: 4}
+    assert claim(jq) == []  # the key is full
+    assert drain(jq) == {}  # so is it for drain's claim
+    with jq.transaction() as connection:  # the held ones end (as a worker would write it)
+        connection.execute(
+            update(job_semaphores).where(job_semaphores.c.key == "conc.limited").values(held=0)
+        )
+    assert drain(jq) == {SUCCEEDED: 3}
     assert held(jq, "conc.limited") == 0
 
 
 def test_the_key_can_come_from_the_arguments(jq: JobQueue) -> None:
     a1, a2, b1 = (per_tenant.enqueue(t, n).id for t, n in (("a", 1), ("a", 2), ("b", 1)))
-    assert statuses(jq, [a1, a2, b1]) == [PENDING, BLOCKED, PENDING]
+    assert statuses(jq, [a1, a2, b1]) == [BLOCKED] * 3
+    assert sorted(claim(jq)) == sorted([a1, b1])
     row = jq.get_job(a2)
     assert row is not None and row.concurrency_key == "tenant-a"
 
 
 def test_a_final_failure_frees_the_slot(jq: JobQueue) -> None:
     first, second = failing.enqueue().id, failing.enqueue().id
-    assert statuses(jq, [first, second]) == [PENDING, BLOCKED]
     drain(jq, max_jobs=1)
-    assert statuses(jq, [first, second]) == [FAILED, PENDING]
+    assert statuses(jq, [first, second]) == [FAILED, BLOCKED]
+    assert held(jq, "conc.failing") == 0
+    drain(jq)
+    assert statuses(jq, [first, second]) == [FAILED, FAILED]
+
+
+def test_a_retry_waiting_out_its_backoff_and_a_scheduled_job_hold_no_slot(jq: JobQueue) -> None:
+    retried = backing_off.enqueue().id
+    assert drain(jq, max_jobs=1) == {PENDING: 1}  # failed, retried in an hour
+    assert statuses(jq, [retried]) == [BLOCKED] and held(jq, "conc.backing_off") == 0
+    later = backing_off.enqueue_in(timedelta(hours=1)).id
+    due = backing_off.enqueue().id
+    assert claim(jq) == [due]  # neither the retry nor the scheduled job is in the way
+    assert statuses(jq, [retried, later]) == [BLOCKED, BLOCKED]
 
 
 def test_cancel_and_operator_retry_respect_the_slots(jq: JobQueue) -> None:
     first, second, third = (failing.enqueue().id for _ in range(3))
-    result = jq.admin.cancel([first, third])  # first holds the slot, third waits
-    assert (result.cancelled, held(jq, "conc.failing")) == ([first, third], 1)
-    assert statuses(jq, [first, second, third]) == [CANCELLED, PENDING, CANCELLED]
+    result = jq.admin.cancel([first, third])
+    assert (result.cancelled, held(jq, "conc.failing")) == ([first, third], 0)
+    assert statuses(jq, [first, second, third]) == [CANCELLED, BLOCKED, CANCELLED]
     assert jq.admin.retry([first]) == [first]
-    assert statuses(jq, [first, second]) == [BLOCKED, PENDING]  # second still holds the slot
+    assert statuses(jq, [first, second]) == [BLOCKED, BLOCKED]  # it waits for its key again
     drain(jq)
     assert statuses(jq, [first, second]) == [FAILED, FAILED]
     assert held(jq, "conc.failing") == 0
 
 
-def test_a_rescued_job_that_fails_for_good_frees_its_slot(jq: JobQueue) -> None:
+def test_a_rescued_job_frees_its_slot(jq: JobQueue) -> None:
     from jobqueue.runtime.maintenance import rescue_orphans
     from jobqueue.store import attempts, processes
 
@@ -95,22 +133,23 @@ def test_a_rescued_job_that_fails_for_good_frees_its_slot(jq: JobQueue) -> None:
         lifecycle.register(connection, process_id="doomed", kind="worker")
     with jq.transaction() as connection:
         (claimed,) = claims.claim_jobs(
-            connection, process_id="doomed", queues=None, limit=1, now=datetime.now(UTC)
+            connection, process_id="doomed", queues=None, limit=5, now=datetime.now(UTC)
         )
         attempts.mark_started(connection, process_id="doomed", fences=[claimed.fence])
         processes.deregister(connection, "doomed")
-    assert claimed.id == first
+    assert claimed.id == first and held(jq, "conc.failing") == 1
     assert rescue_orphans(jq) == 1  # max_attempts=1: the interrupted attempt was its last
-    assert statuses(jq, [first, second]) == [FAILED, PENDING]
+    assert statuses(jq, [first, second]) == [FAILED, BLOCKED]
+    assert held(jq, "conc.failing") == 0
+    assert claim(jq) == [second]
 
 
 def test_limit_changes_take_effect_as_slots_free(jq: JobQueue) -> None:
     ids = [limited.enqueue(i).id for i in range(3)]
+    assert claim(jq) == ids[:2]
     with jq.transaction() as connection:
-        connection.execute(update(job_semaphores).values(max_running=1))
-    drain(jq, max_jobs=1)  # two were running under the old limit: no promotion yet
-    assert statuses(jq, ids) == [SUCCEEDED, PENDING, BLOCKED]
-    drain(jq, max_jobs=1)
-    assert statuses(jq, ids) == [SUCCEEDED, SUCCEEDED, PENDING]
-    assert held(jq, "conc.limited") == 1
-    assert jq.count_jobs(status=BLOCKED) == 0
+        connection.execute(update(job_semaphores).values(max_running=1, held=1))
+    assert claim(jq) == []  # one still runs under the new limit of one
+    with jq.transaction() as connection:
+        connection.execute(update(job_semaphores).values(held=0))
+    assert claim(jq) == [ids[2]]

@@ -5,7 +5,7 @@ own outcome path (``drain``)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,11 @@ from jobqueue import (
     job,
 )
 from jobqueue.error_record import ErrorRecord
+from jobqueue.runtime import lifecycle
+from jobqueue.runtime.execution import SUCCESS
+from jobqueue.runtime.outcomes import Record, write_records
 from jobqueue.schema import BLOCKED, CANCELLED, FAILED, PENDING, SUCCEEDED, WAITING
+from jobqueue.store import claims
 from jobqueue.testing import drain
 
 ran: list[str] = []
@@ -120,18 +124,25 @@ def test_a_dependency_retried_by_an_operator_does_not_count_twice(jq: JobQueue) 
     assert record is not None and record.open_dependencies == 1
 
 
-def test_a_waiting_job_with_a_concurrency_limit_takes_a_slot_when_due(jq: JobQueue) -> None:
-    first = limited.enqueue("first")  # holds the only slot
+def test_a_waiting_job_with_a_concurrency_limit_takes_a_slot_when_it_starts(
+    jq: JobQueue,
+) -> None:
     a = step.enqueue("a")
     second = limited.using(depends_on=[a]).enqueue("second")
     assert status(jq, second) == WAITING
-    drain(jq, max_jobs=1)  # "first" (the oldest due job) runs and frees its slot
-    assert ran == ["first"] and status(jq, first) == SUCCEEDED
-    limited.enqueue("third")  # takes the slot
-    drain(jq, max_jobs=1)  # "a" ends: "second" is due but the slot is held
-    assert status(jq, second) == BLOCKED
+    holder = limited.enqueue("holder")
+    with jq.transaction() as connection:  # a worker starts "holder": the key's only slot
+        lifecycle.register(connection, process_id="p", kind="worker")
+        (running,) = claims.claim_jobs(
+            connection, process_id="p", queues=None, limit=1, now=datetime.now(UTC)
+        )
+    assert running.id == holder.id
+    drain(jq, max_jobs=1)  # "a" ends: "second" is due, and waits for the slot
+    assert ran == ["a"] and status(jq, second) == BLOCKED
+    with jq.transaction() as connection:  # "holder" ends, as its worker would write it
+        write_records(connection, "p", [Record(running, SUCCESS)], datetime.now(UTC))
     drain(jq)
-    assert ran == ["first", "a", "third", "second"]
+    assert ran == ["a", "second"] and status(jq, second) == SUCCEEDED
 
 
 def test_cancelling_a_waiting_job_cancels_what_depends_on_it(jq: JobQueue) -> None:

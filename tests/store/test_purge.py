@@ -86,12 +86,12 @@ def test_clear_carries_through_batches_dependents_and_slots(jq: JobQueue) -> Non
     with batch(on_complete=other.call("batch callback")) as b:
         work.enqueue("member")
     outside = other.using(depends_on=[work.enqueue("depended on")]).enqueue("dependent")
-    holder = limited.enqueue("holder")  # takes the "shared" slot
+    holder = limited.enqueue("holder")  # waits for the "shared" key, holding no slot
     waiting_elsewhere = limited_elsewhere.enqueue("blocked elsewhere")
-    assert status(jq, holder.id) == PENDING and status(jq, waiting_elsewhere.id) == BLOCKED
+    assert status(jq, holder.id) == BLOCKED and status(jq, waiting_elsewhere.id) == BLOCKED
     assert jq.admin.clear_queue("bulk") == 3
-    assert status(jq, outside.id) == CANCELLED
-    assert status(jq, waiting_elsewhere.id) == PENDING  # the slot passed on
+    assert status(jq, outside.id) == CANCELLED and status(jq, holder.id) is None
+    assert status(jq, waiting_elsewhere.id) == BLOCKED  # its key is free: the next claim
     record = b.fetch()
     assert record is not None and record.cancelled == 1
     drain(jq)
