@@ -109,6 +109,21 @@ def limited(seconds: float) -> None:
     write_ledger("end")
 
 
+@job(name="ledger.rated", rate_limit="20/s", rate_key="partner-api")
+def rated() -> None:
+    """Starts at most 20 times a second across every worker: the rate-limit test's unit."""
+
+
+@job(
+    name="ledger.tenant_nap",
+    concurrency_limit=10_000,
+    concurrency_key=lambda tenant, seconds: f"tenant:{tenant}",
+)
+def tenant_nap(tenant: str, seconds: float) -> None:
+    """A tenant's unit of work: the fairness test's keys."""
+    time.sleep(seconds)
+
+
 @job(name="ledger.nap")
 def nap(seconds: float) -> None:
     """Records the attempt, then sleeps: the chaos tests' unit of work."""

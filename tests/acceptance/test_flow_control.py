@@ -12,9 +12,9 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from jobqueue.schema import EXPIRED, SUCCEEDED
+from jobqueue.schema import BLOCKED, EXPIRED, SUCCEEDED, job_queue
 from jobqueue.store import bounds
 
 import ledger_jobs
@@ -109,3 +109,46 @@ def test_a_hundred_calls_over_two_seconds_debounce_into_one_run_with_the_last(
     assert record is not None and record.started_at is not None
     assert record.started_at >= last_call + timedelta(seconds=1)  # after the quiet
     runner.stop()
+
+
+def test_a_rate_limit_holds_across_three_processes_and_is_reached(jq, work) -> None:
+    """20/s over 3 processes x 4 threads for 10 s: no 1-second window of the database's start
+    times holds more than 20 starts, and the rate reaches at least 90 % of the limit."""
+    jq.enqueue_many([ledger_jobs.rated.call() for _ in range(260)])
+    runner = work("--processes", "3", "--threads", "4")
+
+    def starts() -> list[datetime]:
+        with jq.transaction(read_only=True) as connection:
+            rows = connection.execute(
+                select(job_queue.c.started_at).where(job_queue.c.started_at.is_not(None))
+            ).scalars()
+            return sorted(rows)
+
+    wait_until(lambda: starts(), 60, "the first start")
+    first = starts()[0]
+    wait_until(lambda: datetime.now(UTC) > first + timedelta(seconds=10.5), 30, "ten seconds")
+    started = [t for t in starts() if t < first + timedelta(seconds=10)]
+    runner.stop()
+    for index, at in enumerate(started):
+        window = [t for t in started[index:] if t < at + timedelta(seconds=1)]
+        assert len(window) <= 20, f"{len(window)} starts within a second from {at}"
+    assert len(started) >= 180, f"only {len(started)} starts in 10 s at a limit of 20/s"
+
+
+def test_a_tenants_backlog_does_not_delay_another_tenants_jobs(jq, work) -> None:
+    """Two keys, one with 10,000 queued jobs and one with 10: the second's jobs all start
+    within a second of being due while the first drains."""
+    jq.enqueue_many([ledger_jobs.tenant_nap.call("big", 0.01) for _ in range(10_000)])
+    runner = work("--threads", "4")
+    wait_until(lambda: jq.count_jobs(status=SUCCEEDED) >= 50, 60, "the backlog to be draining")
+    small = jq.enqueue_many([ledger_jobs.tenant_nap.call("small", 0.01) for _ in range(10)])
+    wait_until(
+        lambda: all(status(jq, h.id) == SUCCEEDED for h in small), 30, "the small tenant's jobs"
+    )
+    assert jq.count_jobs(status=BLOCKED) > 5_000, "the backlog drained first: no test"
+    runner.stop()
+    for handle in small:
+        record = jq.get_job(handle.id)
+        assert record is not None and record.started_at is not None
+        waited = (record.started_at - record.scheduled_for).total_seconds()
+        assert waited <= 1.0, f"a small tenant's job waited {waited:.2f} s behind the backlog"
