@@ -23,6 +23,7 @@ from jobqueue import tracing
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.database import Database
 from jobqueue.errors import QueueFullError
+from jobqueue.queue_config import QueueConfig
 from jobqueue.schema import PENDING
 from jobqueue.serialization import encode_arguments
 from jobqueue.store import jobs as store
@@ -187,6 +188,17 @@ def wait_for_room(seconds: float) -> None:
     time.sleep(seconds)
 
 
+def queue_rate_limits(database: Database) -> dict[str, dict[str, Any]]:
+    """For each queue with a rate limit of its own (``[tool.jobqueue.queues.NAME]``), what a
+    job without one is written with: the key ``queue:NAME`` and the queue's windows."""
+    configs: Mapping[str, QueueConfig] = getattr(database, "queue_configs", None) or {}
+    return {
+        name: {"rate_key": f"queue:{name}", "rate_limits": config.rate_windows}
+        for name, config in configs.items()
+        if config.rate_windows is not None
+    }
+
+
 def queue_bounds(database: Database) -> Mapping[str, int]:
     """The bounded queues' ``max_pending`` (a :class:`~jobqueue.queue.JobQueue` has them; a
     bare :class:`~jobqueue.database.Database` bounds nothing)."""
@@ -200,6 +212,7 @@ def _rows(
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     handles: list[EnqueuedJob] = []
+    queue_rates = queue_rate_limits(database)
     for call in calls:
         job_id = str(ULID())
         scheduled_for = call.scheduled_for or now
@@ -225,6 +238,7 @@ def _rows(
                 "rate_key": call.rate_key,
                 "rate_cost": call.rate_cost,
                 "rate_limits": call.rate_limits,
+                **(queue_rates.get(call.queue, {}) if call.rate_key is None else {}),
                 "unique_key": (
                     hashlib.sha256(unique_key.encode()).hexdigest()
                     if unique_key is not None

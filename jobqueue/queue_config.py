@@ -4,6 +4,8 @@
 ``max_pending = N`` bounds the jobs waiting in the queue (pending, whether due or scheduled,
 blocked or waiting for dependencies): an enqueue that would exceed it raises
 :class:`~jobqueue.errors.QueueFullError`, or waits for room with ``using(block=...)``.
+``rate_limit = "100/m"`` (or ``rate_limits = [...]``) limits the starts of the queue's jobs
+that have no rate limit of their own, under the key ``queue:NAME``.
 Settings are checked when they are read, so a typo fails at start-up, not at the first enqueue.
 """
 
@@ -17,9 +19,10 @@ from typing import Any
 from jobqueue.config import find_project_settings
 from jobqueue.errors import ConfigurationError
 from jobqueue.options import validate_queue_name
+from jobqueue.rate_limits import rate_windows
 
 #: The settings a queue's table may hold.
-QUEUE_KEYS = ("max_pending",)
+QUEUE_KEYS = ("max_pending", "rate_limit", "rate_limits")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class QueueConfig:
     """One queue's settings (``None``: unbounded)."""
 
     max_pending: int | None = None
+    #: The queue's rate limits as stored (``"count/seconds,..."``), or None.
+    rate_windows: str | None = None
 
 
 def queue_configs(
@@ -65,4 +70,8 @@ def _config(name: str, table: object, where: str) -> QueueConfig:
         raise ConfigurationError(
             f"{where}: max_pending of queue {name!r} must be an integer >= 1, not {bound!r}"
         )
-    return QueueConfig(max_pending=bound)
+    try:
+        windows = rate_windows(table.get("rate_limit"), table.get("rate_limits"), None, None)
+    except ValueError as error:
+        raise ConfigurationError(f"{where}: queue {name!r}: {error}") from None
+    return QueueConfig(max_pending=bound, rate_windows=windows)

@@ -104,3 +104,27 @@ def test_bad_rate_limits_are_refused() -> None:
     with pytest.raises(ValueError, match="go together"):
         JobCall("rate.by_name", rate_key="k")
     assert parse_rate("50/10s").seconds == 10 and parse_rate("5000/h").count == 5000
+
+
+def test_a_queue_rate_limit_covers_its_jobs_without_one(jq: JobQueue) -> None:
+    limited = JobQueue(jq.database_url, queues={"slow": {"rate_limit": "2/m"}})
+    try:
+        plain = [JobCall("rate.plain", args=(n,), queue="slow") for n in range(3)]
+        ids = [handle.id for handle in limited.enqueue_many(plain)]
+        record = limited.get_job(ids[0])
+        assert record is not None and (record.rate_key, record.rate_limits) == (
+            "queue:slow",
+            "2/60",
+        )
+        own = call.using(jobqueue=limited, queue="slow").enqueue("acme", 1)
+        assert limited.get_job(own.id).rate_key == "tenant:acme"  # type: ignore[union-attr]
+        assert claim(limited) == [ids[0], own.id, ids[1]]
+    finally:
+        limited.engine.dispose()
+
+
+def test_bad_queue_rate_limits_are_refused(tmp_path) -> None:
+    from jobqueue.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="queue 'q': a rate limit is a count per period"):
+        JobQueue(f"sqlite:///{tmp_path / 'x.db'}", queues={"q": {"rate_limit": "fast"}})
