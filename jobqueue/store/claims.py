@@ -15,11 +15,13 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     exists,
+    null,
     select,
     update,
 )
 
 from jobqueue.schema import (
+    BLOCKED,
     job_processes,
     job_queue,
     job_queue_pauses,
@@ -93,7 +95,9 @@ def claim_jobs(
     transaction: on SQLite that is BEGIN IMMEDIATE (one writer), elsewhere rows are taken with
     SKIP LOCKED, so no job is ever handed to two workers.
     """
-    paused = list(connection.execute(_PAUSED).scalars())
+    found = list(connection.execute(_PAUSED_AND_KEYED, {"now": now}).scalars())
+    paused = [queue for queue in found if queue is not None]
+    keyed_due = None in found  # no blocked job is due anywhere: the gate is not asked
     claimed: list[ClaimedJob] = []
     for queue in queues if queues is not None else [None]:
         wanted = limit - len(claimed)
@@ -101,8 +105,17 @@ def claim_jobs(
             break
         if queue is not None and queue in paused:
             continue
-        keyed = claim_keyed(
-            connection, process_id=process_id, queue=queue, paused=paused, limit=wanted, now=now
+        keyed = (
+            claim_keyed(
+                connection,
+                process_id=process_id,
+                queue=queue,
+                paused=paused,
+                limit=wanted,
+                now=now,
+            )
+            if keyed_due
+            else []
         )
         claimed.extend(keyed)
         if wanted > len(keyed):
@@ -112,7 +125,17 @@ def claim_jobs(
     return claimed
 
 
-_PAUSED = select(job_queue_pauses.c.queue)
+# The paused queues, and a NULL row if any blocked job is due: one round trip, so a claim
+# with no keyed job due pays nothing for the gate.
+_ANY_KEYED_DUE = (
+    select(job_queue.c.id)
+    .where(job_queue.c.status == BLOCKED, job_queue.c.scheduled_for <= P_NOW)
+    .limit(1)
+    .subquery()
+)
+_PAUSED_AND_KEYED = select(job_queue_pauses.c.queue).union_all(
+    select(null().label("queue")).select_from(_ANY_KEYED_DUE)
+)
 
 
 def _claim_from(

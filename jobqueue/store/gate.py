@@ -264,12 +264,16 @@ def _frees_at(
 def _forget_old_starts(
     connection: Connection, windows: dict[str, list[Window]], keys: set[str], now: datetime
 ) -> None:
-    for key in sorted(keys):
-        longest = max(window.seconds for window in windows[key])
+    """Delete starts that have left every window of their key: one statement per longest
+    window length among ``keys`` (usually one), not one per key."""
+    by_longest: dict[float, list[str]] = defaultdict(list)
+    for key in keys:
+        by_longest[max(window.seconds for window in windows[key])].append(key)
+    for seconds, group in sorted(by_longest.items()):
         connection.execute(
             delete(job_rate_starts).where(
-                job_rate_starts.c.key == key,
-                job_rate_starts.c.started_at <= now - timedelta(seconds=longest),
+                job_rate_starts.c.key.in_(sorted(group)),
+                job_rate_starts.c.started_at <= now - timedelta(seconds=seconds),
             )
         )
 

@@ -183,18 +183,14 @@ def insert_rows(
         if row["status"] == BLOCKED:
             row["status"] = PENDING
     edges = prepare_dependents(connection, rows, needs, now) if needs and any(needs) else []
-    # Rows that go one by one: a unique key, a concurrency or rate key, or cancelled at
-    # enqueue (a row with two more columns). The rest go in an executemany.
+    _wait_for_keys(connection, rows, limits)
+    # Rows that go one by one: a unique key, or cancelled at enqueue (a row with two more
+    # columns). The rest go in an executemany.
     special = [
-        index
-        for index, row in enumerate(rows)
-        if row["unique_key"]
-        or row["concurrency_key"]
-        or row.get("rate_key")
-        or row["status"] == CANCELLED
+        index for index, row in enumerate(rows) if row["unique_key"] or row["status"] == CANCELLED
     ]
     _insert_plain(connection, rows, special, dependents=bool(needs and any(needs)))
-    existing = _insert_special(connection, rows, limits, special, debounced)
+    existing = _insert_special(connection, rows, special, debounced)
     inserted = [row for index, row in enumerate(rows) if index not in existing]
     if edges or special or any("batch_id" in row for row in rows):
         settle_written(connection, inserted, edges, existing, rows, now)
@@ -206,6 +202,23 @@ def insert_rows(
         )
         notify_enqueued(connection, set(due))
     return existing
+
+
+def _wait_for_keys(
+    connection: Connection, rows: list[dict[str, Any]], limits: list[int | None]
+) -> None:
+    """Rows with a concurrency or a rate key wait as blocked (the claim starts them when their
+    key has room); each concurrency key's row is made or updated once."""
+    for row in rows:
+        if row["status"] == PENDING:
+            row["status"] = row_waiting_status(row)
+    concurrency = {
+        row["concurrency_key"]: limit
+        for row, limit in zip(rows, limits, strict=True)
+        if row["concurrency_key"] is not None and limit is not None
+    }
+    for key, limit in sorted(concurrency.items()):
+        ensure_semaphore(connection, key, limit)
 
 
 def _insert_plain(
@@ -226,20 +239,14 @@ def _insert_plain(
 def _insert_special(
     connection: Connection,
     rows: list[dict[str, Any]],
-    limits: list[int | None],
     special: list[int],
     debounced: Collection[int],
 ) -> dict[int, str]:
-    """Insert, one by one, the rows with a key, a unique key, or cancelled at enqueue; returns
-    {row index: id of the queued twin} for unique rows whose key was taken."""
+    """Insert, one by one, the rows with a unique key or cancelled at enqueue; returns {row
+    index: id of the queued twin} for unique rows whose key was taken."""
     existing: dict[int, str] = {}
     for index in special:
         row = rows[index]
-        key, limit = row["concurrency_key"], limits[index]
-        if key is not None and limit is not None:
-            ensure_semaphore(connection, key, limit)  # its slot is taken when it starts
-        if row["status"] == PENDING:
-            row["status"] = row_waiting_status(row)
         if row["unique_key"] is None:
             insert_jobs(connection, [row])
             continue
