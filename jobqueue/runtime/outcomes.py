@@ -124,8 +124,9 @@ def write_records(
             (report.released if record.job.id in handed_back else report.rejected).append(record)
     _write_failures(connection, failures, report, now)
     # Every attempt written here left running (ended, or waiting again): its slot is given
-    # back; a job holds a slot only while it runs, or sleeps between its steps.
-    left = report.succeeded + report.failed + report.released + report.snoozed
+    # back; a job holds a slot only while it runs, or sleeps between its steps. (Released
+    # jobs gave theirs back in release_jobs.)
+    left = report.succeeded + report.failed + report.snoozed
     keys = [r.job.concurrency_key for r in left if r.job.concurrency_key is not None]
     if keys:
         semaphores.release_slots(connection, keys)

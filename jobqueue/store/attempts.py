@@ -29,6 +29,7 @@ from jobqueue.store.claimed import CLAIM_COLUMNS, ClaimedJob
 from jobqueue.store.dialect import is_mysql
 from jobqueue.store.due import waiting_status
 from jobqueue.store.history import record_failed_attempt
+from jobqueue.store.semaphores import release_slots
 
 _P_PROCESS = bindparam("process_id", type_=String())
 _P_NOW = bindparam("now", type_=UTCDateTime())
@@ -177,8 +178,10 @@ def _count_failure(
 def release_jobs(
     connection: Connection, *, process_id: str, fences: Sequence[tuple[str, int]]
 ) -> set[str]:
-    """Hand jobs back to pending without counting a failed attempt (graceful shutdown);
-    returns the ids whose release took effect (the others were no longer this attempt's).
+    """Hand jobs back to pending (blocked, with a key) without counting a failed attempt
+    (graceful shutdown, a job the worker holds but does not run), giving their concurrency
+    slots back; returns the ids whose release took effect (the others were no longer this
+    attempt's).
 
     ``scheduled_for`` is kept: the job was due, stays first in line, and still shows when it
     was meant to run (a recurring task's fire time, say)."""
@@ -190,8 +193,16 @@ def release_jobs(
         ids = set(connection.execute(_LOCK_FENCED, params).scalars())
         if ids:
             connection.execute(_RELEASE_IDS, {"ids": list(ids)})
-        return ids
-    return set(connection.execute(_RELEASE_RETURNING, params).scalars())
+    else:
+        ids = set(connection.execute(_RELEASE_RETURNING, params).scalars())
+    if ids:  # out of running: their concurrency slots are given back
+        keys = connection.execute(
+            select(job_queue.c.concurrency_key).where(
+                job_queue.c.id.in_(sorted(ids)), job_queue.c.concurrency_key.is_not(None)
+            )
+        ).scalars()
+        release_slots(connection, list(keys))
+    return ids
 
 
 _RELEASE_RETURNING = (
