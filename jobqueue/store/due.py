@@ -88,10 +88,16 @@ def due_condition(dialect: str, now: Any) -> list[ColumnElement[bool]]:
 
 
 def due_query(
-    dialect: str, *, queue: str | None, paused: Sequence[str], now: Any
+    dialect: str, *, queue: str | None, paused: Sequence[str], now: Any, status: str = PENDING
 ) -> Select[Any, Any, Any, Any, Any, Any]:
-    """Due jobs of one queue (``None``: every unpaused queue), in claim order."""
+    """Due jobs of one queue (``None``: every unpaused queue), in claim order: ``pending``
+    ones, or with ``status=BLOCKED`` those waiting for their key (which a claim takes first,
+    as far as their keys have room)."""
     query = select(*DUE_COLUMNS).where(*due_condition(dialect, now))
+    if status != PENDING:
+        query = select(*DUE_COLUMNS).where(
+            job_queue.c.status == status, job_queue.c.scheduled_for <= now
+        )
     if queue is not None:
         query = query.where(job_queue.c.queue == queue)
     elif paused:
@@ -107,19 +113,23 @@ def due_jobs(
     connection: Connection, *, queues: Sequence[str] | None, limit: int | None, now: datetime
 ) -> list[DueJob]:
     """Up to ``limit`` due jobs in the order a worker on ``queues`` claims them: queue by queue
-    in the listed order, paused queues skipped, as the claim does. Reads only."""
+    in the listed order, paused queues skipped, as the claim does; in each queue those waiting
+    for their key first (``blocked``: a claim starts them as far as their keys have room), then
+    ``pending`` ones. Reads only."""
     paused = paused_queues(connection)
     found: list[DueJob] = []
     for queue in queues if queues is not None else [None]:
-        wanted = None if limit is None else limit - len(found)
-        if wanted is not None and wanted <= 0:
-            break
         if queue is not None and queue in paused:
             continue
-        query = due_query(connection.dialect.name, queue=queue, paused=paused, now=now)
-        if wanted is not None:
-            query = query.limit(wanted)
-        found.extend(DueJob(**row) for row in connection.execute(query).mappings())
+        for status in (BLOCKED, PENDING):  # jobs with a key first, as a claim takes them
+            if limit is not None and len(found) >= limit:
+                return found
+            query = due_query(
+                connection.dialect.name, queue=queue, paused=paused, now=now, status=status
+            )
+            if limit is not None:
+                query = query.limit(limit - len(found))
+            found.extend(DueJob(**row) for row in connection.execute(query).mappings())
     return found
 
 

@@ -1,8 +1,8 @@
 """Clearing a queue (``jobrunner queues clear``): its waiting jobs discarded a chunk per
 transaction, so a million rows never hold a long lock. A job that takes part in a workflow (a
-batch member or callback, a job others depend on) or holds a concurrency slot is cancelled
-first, which carries its end to its batch and dependents and passes its slot on; the rest are
-deleted at once."""
+batch member or callback, a job others depend on) or has a concurrency key (one sleeping
+between its steps holds a slot) is cancelled first, which carries its end to its batch and
+dependents and gives its slot back; the rest are deleted at once."""
 
 from __future__ import annotations
 

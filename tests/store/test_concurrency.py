@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from ulid import ULID
 
-from jobqueue import JobQueue, job
+from jobqueue import JobCall, JobQueue, job
 from jobqueue.runtime import lifecycle
 from jobqueue.schema import (
     BLOCKED,
@@ -153,3 +153,13 @@ def test_limit_changes_take_effect_as_slots_free(jq: JobQueue) -> None:
     with jq.transaction() as connection:
         connection.execute(update(job_semaphores).values(held=0))
     assert claim(jq) == [ids[2]]
+
+
+def test_due_jobs_lists_the_jobs_waiting_for_their_key_first(jq: JobQueue) -> None:
+    plain = jq.enqueue_many([JobCall("conc.plain")])[0].id
+    keyed = limited.enqueue(1).id
+    later = limited.enqueue_in(timedelta(hours=1), 2).id
+    assert [job.id for job in jq.due_jobs()] == [keyed, plain]  # as a claim takes them
+    assert [job.id for job in jq.due_jobs(limit=1)] == [keyed]
+    assert later not in {job.id for job in jq.due_jobs(limit=None)}
+    assert claim(jq) == [keyed, plain]
