@@ -17,13 +17,13 @@ them start, and the claim starts them here, in its transaction.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, exists, func, insert, or_, select, update
 
 from jobqueue.rate_limits import Window, stored_windows
 from jobqueue.schema import BLOCKED, RUNNING, job_processes, job_queue, job_rate_starts
@@ -31,6 +31,7 @@ from jobqueue.schema import job_semaphores as keys_table
 from jobqueue.store.claimed import CLAIM_COLUMNS, CLAIM_VALUES, ClaimedJob
 from jobqueue.store.dialect import insert_ignoring_duplicate, is_mysql, locking
 from jobqueue.store.due import DUE_ORDER
+from jobqueue.store.rate_starts import forget_old_starts, frees_at, rate_room
 
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -129,7 +130,7 @@ class _Room:
             room.slots[row.key] = (
                 None if row.max_running is None else max(0, row.max_running - row.held)
             )
-        room.left = _rate_room(connection, room.windows, now)
+        room.left = rate_room(connection, room.windows, now)
         return room
 
     def admit(self, job: Row[Any]) -> bool:
@@ -172,7 +173,7 @@ class _Room:
         ]
         if starts:
             connection.execute(insert(job_rate_starts), starts)
-            _forget_old_starts(connection, self.windows, {s["key"] for s in starts}, now)
+            forget_old_starts(connection, self.windows, {s["key"] for s in starts}, now)
         served = sorted({row.turn_key for row in rows})
         if served:
             connection.execute(
@@ -182,7 +183,7 @@ class _Room:
     def push_back_full(self, connection: Connection, now: datetime) -> None:
         """Move the waiting jobs of rate keys out of room to when their windows free."""
         for key, cost in sorted(self.full.items()):
-            free_at = _frees_at(connection, key, self.windows[key], cost, now)
+            free_at = frees_at(connection, key, self.windows[key], cost, now)
             connection.execute(
                 update(job_queue)
                 .where(
@@ -211,71 +212,6 @@ def _lock_keys(connection: Connection, keys: list[str]) -> list[Row[Any]]:
         )
         rows = list(connection.execute(query).all())
     return rows
-
-
-def _rate_room(
-    connection: Connection, windows: dict[str, list[Window]], now: datetime
-) -> dict[tuple[str, Window], int]:
-    """Per rate key and window: its count less the cost started in it (one query per
-    distinct window length)."""
-    left = {(key, w): w.count for key, ws in windows.items() for w in ws}
-    by_length: dict[float, list[str]] = defaultdict(list)
-    for key, ws in windows.items():
-        for window in ws:
-            by_length[window.seconds].append(key)
-    for seconds, keys in by_length.items():
-        used = connection.execute(
-            select(job_rate_starts.c.key, func.sum(job_rate_starts.c.cost))
-            .where(
-                job_rate_starts.c.key.in_(sorted(set(keys))),
-                job_rate_starts.c.started_at > now - timedelta(seconds=seconds),
-            )
-            .group_by(job_rate_starts.c.key)
-        ).all()
-        for key, cost in used:
-            for window in windows[key]:
-                if window.seconds == seconds:
-                    left[(key, window)] -= int(cost)
-    return left
-
-
-def _frees_at(
-    connection: Connection, key: str, windows: list[Window], cost: int, now: datetime
-) -> datetime:
-    """When every window of ``key`` has room for ``cost`` again: the start whose leaving
-    makes room, plus the window's length (the latest over the windows)."""
-    latest = now
-    for window in windows:
-        length = timedelta(seconds=window.seconds)
-        rows = connection.execute(
-            select(job_rate_starts.c.started_at, job_rate_starts.c.cost)
-            .where(job_rate_starts.c.key == key, job_rate_starts.c.started_at > now - length)
-            .order_by(job_rate_starts.c.started_at)
-        ).all()
-        used = sum(row.cost for row in rows)
-        for row in rows:
-            if used + cost <= window.count:
-                break
-            used -= row.cost
-            latest = max(latest, row.started_at + length)
-    return latest
-
-
-def _forget_old_starts(
-    connection: Connection, windows: dict[str, list[Window]], keys: set[str], now: datetime
-) -> None:
-    """Delete starts that have left every window of their key: one statement per longest
-    window length among ``keys`` (usually one), not one per key."""
-    by_longest: dict[float, list[str]] = defaultdict(list)
-    for key in keys:
-        by_longest[max(window.seconds for window in windows[key])].append(key)
-    for seconds, group in sorted(by_longest.items()):
-        connection.execute(
-            delete(job_rate_starts).where(
-                job_rate_starts.c.key.in_(sorted(group)),
-                job_rate_starts.c.started_at <= now - timedelta(seconds=seconds),
-            )
-        )
 
 
 def _start(
