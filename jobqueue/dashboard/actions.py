@@ -70,7 +70,9 @@ def _job_path(request: Request) -> tuple[str, str]:
 def retry_job(dashboard: Dashboard, request: Request, form: FormData) -> Response:
     job_id, page = _job_path(request)
     moved = dashboard.admin.retry([job_id])
-    notice = f"job {job_id} retried" if moved else f"job {job_id} is not failed or cancelled"
+    notice = (
+        f"job {job_id} retried" if moved else f"job {job_id} is not failed, cancelled or expired"
+    )
     return _redirect(request, _back(form, page), notice)
 
 
@@ -79,7 +81,7 @@ def discard_job(dashboard: Dashboard, request: Request, form: FormData) -> Respo
     deleted = dashboard.admin.discard([job_id])
     if deleted:
         return _redirect(request, _back(form, "/failed"), f"job {job_id} discarded")
-    return _redirect(request, page, f"job {job_id} is not failed or cancelled")
+    return _redirect(request, page, f"job {job_id} is not failed, cancelled or expired")
 
 
 def cancel_job(dashboard: Dashboard, request: Request, form: FormData) -> Response:

@@ -17,7 +17,7 @@ from jobqueue.admin import NotFoundError
 from jobqueue.dashboard.chart import throughput_chart
 from jobqueue.dashboard.context import Dashboard
 from jobqueue.dashboard.security import prefix, safe_next
-from jobqueue.schema import CANCELLED, FAILED, STATUSES
+from jobqueue.schema import CANCELLED, EXPIRED, FAILED, STATUSES
 from jobqueue.serialization import decode_arguments
 
 PAGE_SIZE = 50
@@ -99,7 +99,7 @@ def jobs(dashboard: Dashboard, request: Request, nav: str = "jobs") -> Response:
         before=before,
         next_query=next_query,
         first_query=urlencode(shown),
-        selectable=filters.get("status") in (FAILED, CANCELLED),
+        selectable=filters.get("status") in (FAILED, CANCELLED, EXPIRED),
     )
 
 
