@@ -225,9 +225,7 @@ def _start(
     mark = update(job_queue).where(*where).values(**CLAIM_VALUES)
     if is_mysql(connection.dialect.name):
         taken = list(
-            connection.execute(
-                locking(connection, select(job_queue.c.id).where(*where[:2]))
-            ).scalars()
+            connection.execute(locking(connection, select(job_queue.c.id).where(*where))).scalars()
         )
         if not taken:
             return []

@@ -128,3 +128,15 @@ def test_bad_queue_rate_limits_are_refused(tmp_path) -> None:
 
     with pytest.raises(ConfigurationError, match="queue 'q': a rate limit is a count per period"):
         JobQueue(f"sqlite:///{tmp_path / 'x.db'}", queues={"q": {"rate_limit": "fast"}})
+
+
+def test_a_process_without_a_row_starts_no_keyed_job(jq: JobQueue) -> None:
+    handle = call.enqueue("acme", 1)
+    with jq.transaction() as connection:
+        taken = claims.claim_jobs(
+            connection, process_id="declared-dead", queues=None, limit=5, now=datetime.now(UTC)
+        )
+    assert taken == []
+    assert jq.get_job(handle.id).status == BLOCKED  # type: ignore[union-attr]
+    with jq.transaction(read_only=True) as connection:
+        assert connection.execute(select(func.count()).select_from(job_rate_starts)).scalar() == 0
