@@ -21,7 +21,10 @@ class Window:
     seconds: float
 
     def __str__(self) -> str:
-        return f"{self.count}/{self.seconds:g}"
+        """The stored form, ``count/seconds``, exact (``:g`` would write a month as
+        ``2.592e+06``, which the parser does not read back)."""
+        seconds = f"{self.seconds:.6f}".rstrip("0").rstrip(".")
+        return f"{self.count}/{seconds}"
 
 
 def parse_rate(text: object) -> Window:

@@ -100,3 +100,12 @@ def locking(connection: Connection, query: Any) -> Any:
     """``query`` with ``FOR UPDATE`` where the database has row locks (SQLite has one writer,
     and no such clause)."""
     return query if connection.dialect.name == "sqlite" else query.with_for_update()
+
+
+def locking_skipped(connection: Connection, query: Any) -> Any:
+    """``query`` with ``FOR UPDATE SKIP LOCKED`` where the database has row locks: rows another
+    transaction holds are left out instead of waited for (so a claim never waits, and never
+    takes part in a deadlock, on a row someone else is changing)."""
+    if connection.dialect.name == "sqlite":
+        return query
+    return query.with_for_update(skip_locked=True)

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, case, exists, func, insert, or_, select, update
 
 from jobqueue.rate_limits import Window, stored_windows
-from jobqueue.schema import BLOCKED, RUNNING, job_processes, job_queue, job_rate_starts
+from jobqueue.schema import BLOCKED, EXPIRED, RUNNING, job_processes, job_queue, job_rate_starts
 from jobqueue.schema import job_semaphores as keys_table
 from jobqueue.store.claimed import CLAIM_COLUMNS, CLAIM_VALUES, ClaimedJob
-from jobqueue.store.dialect import insert_ignoring_duplicate, is_mysql, locking
+from jobqueue.store.dialect import insert_ignoring_duplicate, is_mysql, locking_skipped
 from jobqueue.store.due import DUE_ORDER
 from jobqueue.store.rate_starts import forget_old_starts, frees_at, rate_room
 
@@ -56,14 +56,20 @@ def claim_keyed(
     claimed = _start(connection, process_id, chosen, now) if chosen else []
     started = [job for job in claimed if job.status == RUNNING]
     room.charge(connection, started, {job.id: job for job in candidates}, now)
-    room.push_back_full(connection, now)
+    room.push_back_full(connection, candidates, now)
     return claimed
 
 
 def _candidates(
     connection: Connection, queue: str | None, paused: Sequence[str], limit: int, now: datetime
 ) -> list[Row[Any]]:
-    turn_key = func.coalesce(job_queue.c.rate_key, job_queue.c.concurrency_key)
+    # The key a job takes turns under: its rate key, unless that is its queue's (shared by
+    # every job of the queue), when its concurrency key (a tenant, say) is the better turn.
+    queue_wide = job_queue.c.rate_key.like("queue:%")
+    turn_key = case(
+        (queue_wide, func.coalesce(job_queue.c.concurrency_key, job_queue.c.rate_key)),
+        else_=func.coalesce(job_queue.c.rate_key, job_queue.c.concurrency_key),
+    )
     slots = keys_table.alias("slots")
     ranked = (
         select(
@@ -111,6 +117,8 @@ class _Room:
     """What each key of this claim lets start, read with the keys' rows locked."""
 
     slots: dict[str, int | None] = field(default_factory=dict)
+    #: Keys whose rows another transaction holds: nothing of theirs starts in this claim.
+    busy: set[str] = field(default_factory=set)
     #: (rate key, window) -> cost that may still start in it now.
     left: dict[tuple[str, Window], int] = field(default_factory=dict)
     windows: dict[str, list[Window]] = field(default_factory=dict)
@@ -120,22 +128,27 @@ class _Room:
     @classmethod
     def locked(cls, connection: Connection, candidates: list[Row[Any]], now: datetime) -> _Room:
         room = cls()
-        for job in candidates:
-            if job.rate_key is not None and job.rate_key not in room.windows:
-                room.windows[job.rate_key] = stored_windows(job.rate_limits)
+        for job in candidates:  # every window of the key's waiting jobs must have room
+            if job.rate_key is not None:
+                seen = room.windows.setdefault(job.rate_key, [])
+                seen += [w for w in stored_windows(job.rate_limits) if w not in seen]
         keys = {job.concurrency_key for job in candidates if job.concurrency_key} | set(
             room.windows
         )
-        for row in _lock_keys(connection, sorted(keys)):
+        rows = _lock_keys(connection, sorted(keys))
+        for row in rows:
             room.slots[row.key] = (
                 None if row.max_running is None else max(0, row.max_running - row.held)
             )
+        room.busy = keys - {row.key for row in rows}
         room.left = rate_room(connection, room.windows, now)
         return room
 
     def admit(self, job: Row[Any]) -> bool:
         """Whether ``job`` may start now; if so, its keys' room is taken."""
         concurrency, rate = job.concurrency_key, job.rate_key
+        if concurrency in self.busy or rate in self.busy:
+            return False
         if concurrency is not None and self.slots.get(concurrency) == 0:
             return False
         cost = job.rate_cost or 1
@@ -180,24 +193,36 @@ class _Room:
                 update(keys_table).where(keys_table.c.key.in_(served)).values(served_at=now)
             )
 
-    def push_back_full(self, connection: Connection, now: datetime) -> None:
-        """Move the waiting jobs of rate keys out of room to when their windows free."""
+    def push_back_full(
+        self, connection: Connection, candidates: list[Row[Any]], now: datetime
+    ) -> None:
+        """Move the jobs read of rate keys out of room to when their windows free, so the next
+        claims read the key's later jobs, or none of it, until then (a bounded write per
+        claim, where moving a key's whole backlog would rewrite it every window)."""
         for key, cost in sorted(self.full.items()):
             free_at = frees_at(connection, key, self.windows[key], cost, now)
-            connection.execute(
-                update(job_queue)
-                .where(
-                    job_queue.c.rate_key == key,
+            read = [job.id for job in candidates if job.rate_key == key]
+            movable = locking_skipped(
+                connection,
+                select(job_queue.c.id).where(
+                    job_queue.c.id.in_(read),
                     job_queue.c.status == BLOCKED,
                     job_queue.c.scheduled_for < free_at,
-                )
-                .values(scheduled_for=free_at)
+                ),
             )
+            ids = list(connection.execute(movable).scalars())
+            if ids:
+                connection.execute(
+                    update(job_queue).where(job_queue.c.id.in_(ids)).values(scheduled_for=free_at)
+                )
 
 
 def _lock_keys(connection: Connection, keys: list[str]) -> list[Row[Any]]:
-    """The keys' rows, locked in key order (a rate key's row is made on its first claim)."""
-    query = locking(
+    """The keys' rows that no other transaction holds, locked in key order (a rate key's row
+    is made on its first claim). A held key is left out rather than waited for: a claim
+    never waits on a key, so it cannot deadlock with an outcome or an operator giving a
+    slot back in another order; the key's jobs start in a later claim."""
+    query = locking_skipped(
         connection,
         select(keys_table.c.key, keys_table.c.max_running, keys_table.c.held)
         .where(keys_table.c.key.in_(keys))
@@ -219,20 +244,28 @@ def _start(
 ) -> list[ClaimedJob]:
     """Mark the chosen jobs running (or expired), as the plain claim does; a job another
     worker took meanwhile is no longer blocked and is left alone."""
+    order = {job_id: index for index, job_id in enumerate(ids)}  # the rank order
     registered = exists().where(job_processes.c.id == process_id)
     where = (job_queue.c.id.in_(ids), job_queue.c.status == BLOCKED, registered)
     params = {"process_id": process_id, "now": now}
-    mark = update(job_queue).where(*where).values(**CLAIM_VALUES)
-    if is_mysql(connection.dialect.name):
-        taken = list(
-            connection.execute(locking(connection, select(job_queue.c.id).where(*where))).scalars()
-        )
-        if not taken:
+    dialect = connection.dialect.name
+    if dialect != "sqlite":  # rows being changed elsewhere (a cancel) are skipped
+        locked = locking_skipped(connection, select(job_queue.c.id).where(*where))
+        ids = list(connection.execute(locked).scalars())
+        if not ids:
             return []
+        where = (job_queue.c.id.in_(ids), job_queue.c.status == BLOCKED, registered)
+    mark = update(job_queue).where(*where).values(**CLAIM_VALUES)
+    if is_mysql(dialect):
         connection.execute(mark, params)
-        rows = connection.execute(select(*CLAIM_COLUMNS).where(job_queue.c.id.in_(taken)))
+        rows = connection.execute(
+            select(*CLAIM_COLUMNS).where(
+                job_queue.c.id.in_(ids),
+                job_queue.c.claimed_by == process_id,
+                job_queue.c.status.in_([RUNNING, EXPIRED]),
+            )
+        )
     else:
         rows = connection.execute(mark.returning(*CLAIM_COLUMNS), params)
     jobs = [ClaimedJob(**row) for row in rows.mappings()]
-    order = {job_id: index for index, job_id in enumerate(ids)}
     return sorted(jobs, key=lambda job: order[job.id])

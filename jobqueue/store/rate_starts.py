@@ -64,15 +64,21 @@ def frees_at(
 def forget_old_starts(
     connection: Connection, windows: dict[str, list[Window]], keys: set[str], now: datetime
 ) -> None:
-    """Delete starts that have left every window of their key: one statement per longest
-    window length among ``keys`` (usually one), not one per key."""
-    by_longest: dict[float, list[str]] = defaultdict(list)
+    """Delete starts that have left every window of their key, and are a day old at least
+    (jobs of another kind may share the key with a longer window, not waiting just now): one
+    statement per horizon among ``keys`` (usually one), not one per key."""
+    by_horizon: dict[float, list[str]] = defaultdict(list)
     for key in keys:
-        by_longest[max(window.seconds for window in windows[key])].append(key)
-    for seconds, group in sorted(by_longest.items()):
+        longest = max(window.seconds for window in windows[key])
+        by_horizon[max(longest, KEEP_AT_LEAST)].append(key)
+    for seconds, group in sorted(by_horizon.items()):
         connection.execute(
             delete(job_rate_starts).where(
                 job_rate_starts.c.key.in_(sorted(group)),
                 job_rate_starts.c.started_at <= now - timedelta(seconds=seconds),
             )
         )
+
+
+#: Seconds a start is kept at least, whatever the windows of the key's waiting jobs.
+KEEP_AT_LEAST = 86_400.0

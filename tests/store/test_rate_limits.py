@@ -140,3 +140,50 @@ def test_a_process_without_a_row_starts_no_keyed_job(jq: JobQueue) -> None:
     assert jq.get_job(handle.id).status == BLOCKED  # type: ignore[union-attr]
     with jq.transaction(read_only=True) as connection:
         assert connection.execute(select(func.count()).select_from(job_rate_starts)).scalar() == 0
+
+
+@job(name="rate.hourly", rate_limit="3/h", rate_key="shared")
+def hourly(n: int) -> None: ...
+
+
+@job(name="rate.minutely", rate_limit="100/m", rate_key="shared")
+def minutely(n: int) -> None: ...
+
+
+def test_jobs_sharing_a_key_share_every_window_of_it(jq: JobQueue) -> None:
+    for n in range(3):
+        hourly.enqueue(n)
+    now = datetime.now(UTC)
+    assert len(claim(jq, now=now)) == 3  # the hour's three
+    fast = [minutely.enqueue(n).id for n in range(2)]
+    assert claim(jq, now=now + timedelta(minutes=2)) == fast  # their own window has room
+    slow = hourly.enqueue(9).id
+    # The minutely claims kept the hourly starts: the hour is still full for the key.
+    assert claim(jq, now=now + timedelta(minutes=3)) == []
+    assert jq.get_job(slow).status == BLOCKED  # type: ignore[union-attr]
+
+
+def test_long_periods_are_stored_exactly(jq: JobQueue) -> None:
+    monthly = job(name="rate.monthly", rate_limit="10000/30d")(lambda: None)
+    record = jq.get_job(monthly.enqueue().id)
+    assert record is not None and record.rate_limits == "10000/2592000"
+    assert parse_rate("1/1234567s").seconds == 1234567
+
+
+@job(
+    name="rate.tenant_in_limited_queue",
+    queue="metered",
+    concurrency_limit=100,
+    concurrency_key=lambda tenant, _: tenant,
+)
+def metered(tenant: str, n: int) -> None: ...
+
+
+def test_tenants_take_turns_under_a_queue_rate_limit(jq: JobQueue) -> None:
+    limited = JobQueue(jq.database_url, queues={"metered": {"rate_limit": "1000/s"}})
+    try:
+        limited.enqueue_many([metered.call("big", n) for n in range(50)])
+        small = metered.using(jobqueue=limited).enqueue("small", 0).id
+        assert small in claim(limited, limit=5)
+    finally:
+        limited.engine.dispose()
