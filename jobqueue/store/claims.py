@@ -38,7 +38,7 @@ from jobqueue.store.claimed import (
     ClaimedJob,
 )
 from jobqueue.store.dialect import is_mysql
-from jobqueue.store.due import DUE_ORDER, due_condition
+from jobqueue.store.due import DUE_ORDER, due_condition, due_query
 from jobqueue.store.gate import claim_keyed
 
 
@@ -89,11 +89,12 @@ def claim_jobs(
     A job found past its ``expires_at`` is marked ``expired`` instead and returned with that
     status, not to be run: :func:`jobqueue.store.claiming.claim_due` carries its end on.
 
-    Per queue, jobs that a key lets start come first (:mod:`jobqueue.store.gate`), then plain
-    pending jobs. One query per queue in the listed order (an ORDER BY over a queue list
-    cannot use an index); ``queues=None`` claims from every queue. Call inside a write
-    transaction: on SQLite that is BEGIN IMMEDIATE (one writer), elsewhere rows are taken with
-    SKIP LOCKED, so no job is ever handed to two workers.
+    Per queue, jobs that a key lets start (:mod:`jobqueue.store.gate`) take the share of the
+    claim their order earns against the plain pending jobs, which fill the rest. One query per
+    queue in the listed order (an ORDER BY over a queue list cannot use an index);
+    ``queues=None`` claims from every queue. Call inside a write transaction: on SQLite that
+    is BEGIN IMMEDIATE (one writer), elsewhere rows are taken with SKIP LOCKED, so no job is
+    ever handed to two workers.
     """
     found = list(connection.execute(_PAUSED_AND_KEYED, {"now": now}).scalars())
     paused = [queue for queue in found if queue is not None]
@@ -113,6 +114,7 @@ def claim_jobs(
                 paused=paused,
                 limit=wanted,
                 now=now,
+                plain_heads=_plain_heads(connection, queue, paused, wanted, now),
             )
             if keyed_due
             else []
@@ -136,6 +138,15 @@ _ANY_KEYED_DUE = (
 _PAUSED_AND_KEYED = select(job_queue_pauses.c.queue).union_all(
     select(null().label("queue")).select_from(_ANY_KEYED_DUE)
 )
+
+
+def _plain_heads(
+    connection: Connection, queue: str | None, paused: list[str], limit: int, now: datetime
+) -> list[tuple[Any, ...]]:
+    """The claim order of the first ``limit`` plain due jobs (read only: the plain claim takes
+    them after the keyed ones have had their share)."""
+    query = due_query(connection.dialect.name, queue=queue, paused=paused, now=now).limit(limit)
+    return [(row.priority, row.scheduled_for, row.id) for row in connection.execute(query)]
 
 
 def _claim_from(

@@ -44,20 +44,37 @@ def claim_keyed(
     paused: Sequence[str],
     limit: int,
     now: datetime,
+    plain_heads: Sequence[tuple[Any, ...]] = (),
 ) -> list[ClaimedJob]:
     """Start up to ``limit`` due blocked jobs of ``queue`` (None: every unpaused queue) that
     their keys have room for; returns them as claimed (expired ones included, see
-    :mod:`jobqueue.store.claiming`)."""
+    :mod:`jobqueue.store.claiming`).
+
+    ``plain_heads``: the claim order (priority, scheduled_for, id) of the plain jobs due in
+    the queue, up to ``limit``. Keyed jobs take only the share of the claim that their own
+    order earns against them, so a keyed job never jumps an older plain one; which keyed jobs
+    fill that share is the keys' turn order."""
     candidates = _candidates(connection, queue, paused, limit, now)
     if not candidates:
         return []
     room = _Room.locked(connection, candidates, now)
-    chosen = [job.id for job in candidates if room.admit(job)][:limit]
+    admitted = [job for job in candidates if room.admit(job)][:limit]
+    chosen = [job.id for job in admitted][: _share(admitted, plain_heads, limit)]
     claimed = _start(connection, process_id, chosen, now) if chosen else []
     started = [job for job in claimed if job.status == RUNNING]
     room.charge(connection, started, {job.id: job for job in candidates}, now)
     room.push_back_full(connection, candidates, now)
     return claimed
+
+
+def _share(admitted: list[Row[Any]], plain_heads: Sequence[tuple[Any, ...]], limit: int) -> int:
+    """How many of the claim's ``limit`` places the keyed jobs earn: merged with the plain
+    jobs in claim order, the number of keyed ones among the first ``limit``."""
+    if not plain_heads:
+        return limit
+    keyed = [(job.priority, job.scheduled_for, job.id) for job in admitted]
+    merged = sorted([(head, 0) for head in plain_heads] + [(order, 1) for order in keyed])
+    return sum(flag for _, flag in merged[:limit])
 
 
 def _candidates(

@@ -163,3 +163,16 @@ def test_due_jobs_lists_the_jobs_waiting_for_their_key_first(jq: JobQueue) -> No
     assert [job.id for job in jq.due_jobs(limit=1)] == [keyed]
     assert later not in {job.id for job in jq.due_jobs(limit=None)}
     assert claim(jq) == [keyed, plain]
+
+
+def test_a_keyed_job_does_not_jump_an_older_plain_one(jq: JobQueue) -> None:
+    plain = jq.enqueue_many([JobCall("conc.plain")])[0].id
+    keyed = limited.enqueue(1).id
+    assert claim(jq, limit=1) == [plain]
+    assert claim(jq, limit=1) == [keyed]
+    older_keyed = limited.enqueue(2).id
+    newer_plain = jq.enqueue_many([JobCall("conc.plain")])[0].id
+    with jq.transaction() as connection:  # the key has room again
+        connection.execute(update(job_semaphores).values(held=0))
+    assert claim(jq, limit=1) == [older_keyed]  # nor does a plain job jump an older keyed one
+    assert claim(jq, limit=1) == [newer_plain]
