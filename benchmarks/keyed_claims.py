@@ -77,9 +77,10 @@ def main() -> None:
     parser.add_argument("--backend", choices=BACKENDS, required=True)
     parser.add_argument("--jobs", type=int, default=20_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory, fresh_database(
-        args.backend, Path(directory)
-    ) as database:
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        fresh_database(args.backend, Path(directory)) as database,
+    ):
         queue = JobQueue(database.url)
         try:
             print(f"{args.backend}: {args.jobs} due jobs, claims of {BATCH}")
