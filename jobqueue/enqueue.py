@@ -28,6 +28,7 @@ from jobqueue.schema import PENDING
 from jobqueue.serialization import encode_arguments
 from jobqueue.store import jobs as store
 from jobqueue.store.depends_on import Needs
+from jobqueue.store.jobs import FLOW_COLUMNS
 from jobqueue.writes import insert_alone, write_in_transaction
 
 if TYPE_CHECKING:
@@ -161,7 +162,10 @@ def _insert_own(
     bounds = queue_bounds(database)
     plain = limits[0] is None and needs[0] is None and target.batch_id is None
     alone = (
-        len(rows) == 1 and rows[0]["unique_key"] is None and rows[0]["rate_key"] is None and plain
+        len(rows) == 1
+        and rows[0]["unique_key"] is None
+        and not FLOW_COLUMNS & rows[0].keys()
+        and plain
     )
     if alone and rows[0]["queue"] not in bounds and insert_alone(database, rows[0]):
         return {}
@@ -234,11 +238,6 @@ def _rows(
                 "created_at": now,
                 "concurrency_key": call.concurrency_key,
                 "trace_context": None,  # set by the caller when a trace is being recorded
-                "expires_at": call.expires_at,
-                "rate_key": call.rate_key,
-                "rate_cost": call.rate_cost,
-                "rate_limits": call.rate_limits,
-                **(queue_rates.get(call.queue, {}) if call.rate_key is None else {}),
                 "unique_key": (
                     hashlib.sha256(unique_key.encode()).hexdigest()
                     if unique_key is not None
@@ -246,5 +245,14 @@ def _rows(
                 ),
             }
         )
+        # Flow-control columns only where set: a plain job's row binds none of them.
+        flow = {
+            "expires_at": call.expires_at,
+            "rate_key": call.rate_key,
+            "rate_cost": call.rate_cost,
+            "rate_limits": call.rate_limits,
+            **(queue_rates.get(call.queue, {}) if call.rate_key is None else {}),
+        }
+        rows[-1].update((column, value) for column, value in flow.items() if value is not None)
         handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, database))
     return rows, handles

@@ -96,9 +96,19 @@ class JobRecord:
 
 
 def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert job rows; several rows go as one ``executemany`` (never one giant VALUES list)."""
-    if rows:
+    """Insert job rows; several rows go as one ``executemany`` (never one giant VALUES list),
+    one per set of columns (the flow-control columns are only in the rows that set them)."""
+    if not rows:
+        return
+    columns = rows[0].keys()
+    if all(row.keys() == columns for row in rows):
         connection.execute(job_queue.insert(), list(rows))
+        return
+    groups: dict[frozenset[str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(frozenset(row), []).append(row)
+    for group in groups.values():
+        connection.execute(job_queue.insert(), group)
 
 
 def insert_alone(connection: Connection, row: Mapping[str, Any], *, wake: bool) -> None:
@@ -144,11 +154,10 @@ ENQUEUE_COLUMNS = (
     "concurrency_key",
     "unique_key",
     "trace_context",
-    "expires_at",
-    "rate_key",
-    "rate_cost",
-    "rate_limits",
 )
+
+#: Columns a row has only when they are set (a plain job's INSERT binds none of them).
+FLOW_COLUMNS = frozenset({"expires_at", "rate_key", "rate_cost", "rate_limits"})
 
 
 def job_exists(connection: Connection, job_id: str) -> bool:

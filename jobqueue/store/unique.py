@@ -70,7 +70,7 @@ def insert_debounced(connection: Connection, row: Mapping[str, Any]) -> str | No
                     args=row["args"],
                     scheduled_for=row["scheduled_for"],
                     priority=row["priority"],
-                    expires_at=row["expires_at"],
+                    expires_at=row.get("expires_at"),
                 )
             )
             return str(holder.id)

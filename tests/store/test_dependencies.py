@@ -127,10 +127,10 @@ def test_a_dependency_retried_by_an_operator_does_not_count_twice(jq: JobQueue) 
 def test_a_waiting_job_with_a_concurrency_limit_takes_a_slot_when_it_starts(
     jq: JobQueue,
 ) -> None:
+    holder = limited.enqueue("holder")  # the oldest: the first claim takes it
     a = step.enqueue("a")
     second = limited.using(depends_on=[a]).enqueue("second")
     assert status(jq, second) == WAITING
-    holder = limited.enqueue("holder")
     with jq.transaction() as connection:  # a worker starts "holder": the key's only slot
         lifecycle.register(connection, process_id="p", kind="worker")
         (running,) = claims.claim_jobs(
