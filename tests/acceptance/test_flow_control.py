@@ -139,7 +139,9 @@ def test_a_tenants_backlog_does_not_delay_another_tenants_jobs(jq, work) -> None
     """Two keys, one with 10,000 queued jobs and one with 10: the second's jobs all start
     within a second of being due while the first drains."""
     jq.enqueue_many([ledger_jobs.tenant_nap.call("big", 0.01) for _ in range(10_000)])
-    runner = work("--threads", "4")
+    # Eight threads: claims of eight or more, so the small tenant's ten jobs (half of each
+    # claim, by the turn order) start within two claims, each of which ranks the backlog.
+    runner = work("--threads", "8")
     wait_until(lambda: jq.count_jobs(status=SUCCEEDED) >= 50, 60, "the backlog to be draining")
     small = jq.enqueue_many([ledger_jobs.tenant_nap.call("small", 0.01) for _ in range(10)])
     wait_until(
