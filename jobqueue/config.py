@@ -5,7 +5,8 @@ The database URL is, in order: an explicit argument (``--database-url``), the
 nearest ``pyproject.toml``, and finally ``./jobqueue.db`` made absolute (so a worker started from
 another directory cannot silently open a second, empty queue). A relative SQLite path is made
 absolute too: against the cwd when given directly or in the environment, against the directory of
-pyproject.toml when set there.
+pyproject.toml when set there. PostgreSQL workers' LISTEN URL follows the same order
+(``--listen-url``, ``JOBQUEUE_LISTEN_URL``, ``listen_url``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.engine import make_url
 from jobqueue.errors import ConfigurationError
 
 ENV_DATABASE_URL = "JOBQUEUE_DATABASE_URL"
+ENV_LISTEN_URL = "JOBQUEUE_LISTEN_URL"
 DEFAULT_SQLITE_FILE = "jobqueue.db"
 
 
@@ -69,6 +71,25 @@ def resolve_database_url(explicit: str | None = None, *, start: Path | None = No
         assert settings.path is not None
         return _anchor_sqlite_path(configured, settings.path.parent)
     return "sqlite:///" + str((start or Path.cwd()).resolve() / DEFAULT_SQLITE_FILE)
+
+
+def resolve_listen_url(explicit: str | None = None, *, start: Path | None = None) -> str | None:
+    """The URL for PostgreSQL workers' LISTEN connection, or None for the database URL itself:
+    ``--listen-url``, then ``JOBQUEUE_LISTEN_URL``, then ``listen_url`` under
+    ``[tool.jobqueue]``. Given when the database URL goes through a transaction pooler
+    (PgBouncer), where LISTEN cannot work: this one reaches the server directly."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get(ENV_LISTEN_URL)
+    if from_env:
+        return from_env
+    settings = find_project_settings(start)
+    configured = settings.values.get("listen_url")
+    if configured is not None and (not isinstance(configured, str) or not configured):
+        raise ConfigurationError(
+            f"[tool.jobqueue] listen_url in {settings.path} must be a non-empty string"
+        )
+    return configured
 
 
 def _anchor_sqlite_path(url: str, base: Path) -> str:

@@ -38,6 +38,9 @@ class WorkerSettings:
     """Everything a worker process needs; passed to the child as JSON."""
 
     database_url: str
+    #: PostgreSQL: where the worker LISTENs for enqueues (None: the database URL); a direct
+    #: connection to the server when the database URL goes through PgBouncer.
+    listen_url: str | None = None
     apps: list[str] = field(default_factory=list)
     queues: list[str] | None = None  # None: every queue
     threads: int = DEFAULT_THREADS

@@ -1,6 +1,7 @@
 """Shared fixtures: one migrated database per backend per test session, emptied between tests.
 
-Any test that uses ``jq`` or ``backend`` runs once on each of SQLite, PostgreSQL and MariaDB.
+Any test that uses ``jq`` or ``backend`` runs once on each of SQLite, PostgreSQL and MariaDB, and
+in the modules marked ``pgbouncer`` once more on PostgreSQL through PgBouncer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from backends import (
     BACKENDS,
+    PGBOUNCER,
     BackendUnavailable,
     TestDatabase,
     create_database,
@@ -56,7 +58,7 @@ def _databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, T
         database.drop()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session", params=(*BACKENDS, PGBOUNCER))
 def backend(
     request: pytest.FixtureRequest,
     _databases: dict[str, TestDatabase],
@@ -83,7 +85,7 @@ def backend(
 @pytest.fixture
 def jq(backend: TestDatabase) -> Iterator[JobQueue]:
     """A JobQueue on the backend's shared database, emptied before the test."""
-    _backend_use[backend.backend] += 1
+    _backend_use[backend.route] += 1
     queue = JobQueue(backend.url)
     with queue.transaction() as connection:
         for table in reversed(metadata.sorted_tables):
@@ -158,9 +160,25 @@ def isolated_registry() -> Iterator[None]:
         registry._definitions.update(saved)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the PgBouncer route only in the modules marked ``pgbouncer`` (the enqueue, claim,
+    notify and worker suites); everywhere else it would repeat the PostgreSQL run."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        routed = callspec is not None and callspec.params.get("backend") == PGBOUNCER
+        (dropped if routed and item.get_closest_marker("pgbouncer") is None else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     used = ", ".join(
-        f"{name} ({_backend_use[name]} tests)" for name in BACKENDS if _backend_use[name]
+        f"{name} ({_backend_use[name]} tests)"
+        for name in (*BACKENDS, PGBOUNCER)
+        if _backend_use[name]
     )
     terminalreporter.write_line(f"jobqueue backends used: {used or 'none'}")
     for name, reason in _unavailable.items():

@@ -18,6 +18,8 @@ from sqlalchemy import text
 
 from jobqueue import JobQueue
 
+from backends import PGBOUNCER, TestDatabase, direct_url
+
 LEDGER = "test_ledger"
 HERE = Path(__file__).parent / "acceptance"  # where ledger_jobs.py lives
 if str(HERE) not in sys.path:  # the job modules are imported by tests too
@@ -41,9 +43,9 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
 class Work:
     """A `jobrunner work` supervisor in its own process group, output kept in a file."""
 
-    def __init__(self, url: str, log: Path, *args: str) -> None:
+    def __init__(self, url: str, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.log = log
-        env = {**os.environ, **FAST, "JOBQUEUE_DATABASE_URL": url}
+        env = {**os.environ, **FAST, "JOBQUEUE_DATABASE_URL": url, **(env or {})}
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "jobqueue", "work", "--app", "ledger_jobs", *args],
@@ -107,12 +109,19 @@ def ledger(jq: JobQueue) -> Iterator[Callable[[], list[tuple[str, int, str]]]]:
 
 
 @pytest.fixture
-def work(jq: JobQueue, tmp_path: Path) -> Iterator[Callable[..., Work]]:
+def work(jq: JobQueue, backend: TestDatabase, tmp_path: Path) -> Iterator[Callable[..., Work]]:
+    """Start ``jobrunner work`` on the test's database. Through PgBouncer the workers get a
+    direct listen URL, as the docs tell users to give them."""
     started: list[Work] = []
+    listen = {"JOBQUEUE_LISTEN_URL": direct_url(backend)} if backend.route == PGBOUNCER else {}
 
-    def start(*args: str, database_url: str | None = None) -> Work:
+    def start(
+        *args: str, database_url: str | None = None, env: dict[str, str] | None = None
+    ) -> Work:
         url = database_url or jq.database_url
-        runner = Work(url, tmp_path / f"work{len(started)}.log", *args)
+        runner = Work(
+            url, tmp_path / f"work{len(started)}.log", *args, env={**listen, **(env or {})}
+        )
         started.append(runner)
         return runner
 

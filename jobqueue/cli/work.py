@@ -22,7 +22,7 @@ from typing import Any
 
 from jobqueue.apps import import_apps
 from jobqueue.cli.common import parse_duration
-from jobqueue.config import find_project_settings, resolve_database_url
+from jobqueue.config import find_project_settings, resolve_database_url, resolve_listen_url
 from jobqueue.errors import ConfigurationError
 from jobqueue.log import settle_logging
 from jobqueue.recurring import tasks_from_settings
@@ -46,6 +46,13 @@ def add_work_parser(commands: Any) -> None:
         help="module that defines jobs (repeatable; default: [tool.jobqueue] apps)",
     )
     work.add_argument("--database-url", metavar="URL", help="database URL")
+    work.add_argument(
+        "--listen-url",
+        metavar="URL",
+        help="PostgreSQL: a direct connection for LISTEN/NOTIFY when the database URL goes "
+        "through PgBouncer in transaction mode (default: the database URL; env "
+        "JOBQUEUE_LISTEN_URL)",
+    )
     work.add_argument(
         "--django-settings",
         metavar="MODULE",
@@ -164,6 +171,7 @@ def build_settings(args: argparse.Namespace) -> SupervisorSettings:
             timing[key] = getattr(args, key)
     base = WorkerSettings(
         database_url=database_url,
+        listen_url=resolve_listen_url(args.listen_url),
         apps=apps,
         burst=args.burst,
         max_jobs=args.max_jobs,

@@ -127,7 +127,13 @@ class Worker:
             threading.Thread(target=target, name=f"jobqueue-{name}", daemon=True).start()
         if supports_notify(self.jobqueue.dialect):
             wake = self.in_flight.wake.set
-            NotifyListener(self.jobqueue.database_url, self.queues, wake, self._finished).start()
+            NotifyListener(
+                self.jobqueue.database_url,
+                self.queues,
+                wake,
+                self._finished,
+                listen_url=self.settings.listen_url,
+            ).start()
         try:
             self.claim_loop.run()
         finally:

@@ -283,8 +283,3 @@ def count_jobs(
     if queue is not None:
         query = query.where(job_queue.c.queue == queue)
     return int(connection.execute(query).scalar_one())
-
-
-def listen(connection: Any) -> None:
-    """Subscribe a plain (autocommit) psycopg connection to the enqueue notifications."""
-    connection.execute(f"LISTEN {NOTIFY_CHANNEL}")

@@ -15,8 +15,11 @@ from sqlalchemy import text
 from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
 
 import ledger_jobs
-from backends import scale_factor
+from backends import PGBOUNCER, scale_factor
 from workers import kill_connections, start_recorded, status, summary, wait_until
+
+# Also through PgBouncer in transaction mode (tests/backends.py).
+pytestmark = pytest.mark.pgbouncer
 
 
 def test_kill_9_of_the_whole_group_then_restart_resumes_the_job(jq, ledger, work) -> None:
@@ -465,3 +468,26 @@ def test_burst_says_how_many_jobs_it_leaves_scheduled_for_later(jq, ledger, work
     assert stopped["scheduled_later"] == 1
     row = jq.get_job(later.id)
     assert row is not None and stopped["next_due_at"] == row.scheduled_for.isoformat()
+
+
+@pytest.mark.parametrize("listen_url", [True, False], ids=["listen-url", "none"])
+def test_behind_pgbouncer_a_worker_listens_only_through_a_direct_url(
+    jq, backend, ledger, work, listen_url
+) -> None:
+    """Through PgBouncer, a worker given a direct listen URL proves it hears enqueues; one
+    without says so once (naming the setting) and runs jobs by polling all the same."""
+    if backend.route != PGBOUNCER:
+        pytest.skip("the listen URL matters behind a transaction pooler")
+    env = {} if listen_url else {"JOBQUEUE_LISTEN_URL": ""}
+    runner = work(env=env)
+    expected, absent = ("listen_ready", "listen_unavailable")
+    if not listen_url:
+        expected, absent = absent, expected
+    wait_until(lambda: runner.events(expected), 60, f"the worker to log {expected}")
+    ledger_jobs.record.using(jobqueue=jq).enqueue("through-pgbouncer")
+    wait_until(lambda: ledger(), 30, "the job to run")
+    assert not runner.events(absent)
+    if not listen_url:
+        assert "listen_url" in str(runner.events(expected)[0]["hint"])
+    runner.signal_group(signal.SIGTERM)
+    assert runner.wait(30) == 0

@@ -5,12 +5,17 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from jobqueue import JobCall, JobQueue
 from jobqueue.runtime import lifecycle
 from jobqueue.runtime.maintenance import rescue, rescue_orphans
 from jobqueue.schema import FAILED, PENDING, RUNNING, SUCCEEDED
 from jobqueue.store import attempts, claims, due, processes
 from jobqueue.store.claimed import ClaimedJob
+
+# Also through PgBouncer in transaction mode (tests/backends.py).
+pytestmark = pytest.mark.pgbouncer
 
 
 def claim(jq: JobQueue, process_id: str, limit: int = 10, queues: list[str] | None = None):

@@ -25,6 +25,9 @@ from jobqueue.testing._proxy import CuttableProxy
 
 from backends import TestDatabase, scale_factor
 
+# Also through PgBouncer in transaction mode (tests/backends.py).
+pytestmark = pytest.mark.pgbouncer
+
 
 @job(name="tests.send_welcome", queue="mail", max_attempts=8)
 def send_welcome(user_id: int, *, greeting: str = "hi") -> None: ...

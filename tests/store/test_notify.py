@@ -1,23 +1,40 @@
-"""PostgreSQL LISTEN/NOTIFY: an enqueue wakes a listening worker when it commits."""
+"""PostgreSQL LISTEN/NOTIFY: an enqueue wakes a listening worker when it commits, and a
+listener that notifications cannot reach (behind PgBouncer) says so and leaves the worker to
+poll."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
+from structlog.testing import capture_logs
 
 from jobqueue import JobCall, JobQueue
 from jobqueue.runtime.listener import NotifyListener
 
+from backends import PGBOUNCER, TestDatabase, direct_url
 
-def test_enqueue_wakes_a_listener_for_its_queue_at_commit(jq: JobQueue) -> None:
+# Also through PgBouncer in transaction mode (tests/backends.py).
+pytestmark = pytest.mark.pgbouncer
+
+
+def listener(
+    backend: TestDatabase, queues: list[str], wake, stopped: threading.Event
+) -> NotifyListener:
+    """A listener as a worker sets one up: through PgBouncer, with a direct listen URL."""
+    return NotifyListener(backend.url, queues, wake, stopped, listen_url=direct_url(backend))
+
+
+def test_enqueue_wakes_a_listener_for_its_queue_at_commit(jq: JobQueue, backend) -> None:
     if jq.dialect != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; other backends poll")
     woke = threading.Event()
     stopped = threading.Event()
-    NotifyListener(jq.database_url, ["mail"], woke.set, stopped).start()
+    listening = listener(backend, ["mail"], woke.set, stopped)
+    listening.start()
     try:
-        assert woke.wait(10), "the listener wakes once after connecting"
+        assert woke.wait(15), "the listener wakes once after connecting"
+        assert listening.reachable is True, "its probe went through the database URL"
         woke.clear()
         with jq.engine.connect() as connection, connection.begin():
             jq.enqueue_many([JobCall("x", queue="mail")], connection=connection)
@@ -31,7 +48,7 @@ def test_enqueue_wakes_a_listener_for_its_queue_at_commit(jq: JobQueue) -> None:
         stopped.set()
 
 
-def test_listener_ignores_other_queues(jq: JobQueue) -> None:
+def test_listener_ignores_other_queues(jq: JobQueue, backend) -> None:
     if jq.dialect != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; other backends poll")
     wakes: list[int] = []
@@ -42,9 +59,9 @@ def test_listener_ignores_other_queues(jq: JobQueue) -> None:
         connected.set()
 
     stopped = threading.Event()
-    listener = NotifyListener(jq.database_url, ["mail"], wake, stopped)
-    listener.start()
-    assert connected.wait(10)
+    listening = listener(backend, ["mail"], wake, stopped)
+    listening.start()
+    assert connected.wait(15)
     wakes.clear()
     for _ in range(5):
         jq.enqueue_many([JobCall("x", queue="reports")])
@@ -55,5 +72,24 @@ def test_listener_ignores_other_queues(jq: JobQueue) -> None:
             break
         deadline.wait(0.1)
     stopped.set()
-    listener._thread.join(timeout=10)
+    listening.join(timeout=10)
     assert wakes == [1]
+
+
+def test_a_listener_behind_pgbouncer_says_so_and_stops(jq: JobQueue, backend) -> None:
+    """Without a listen URL, a listener behind PgBouncer would LISTEN on a pooled session and
+    wait for ever; its probe never arrives, so it logs why and what to set, and stops."""
+    if backend.route != PGBOUNCER:
+        pytest.skip("the probe fails only behind a transaction pooler")
+    wakes: list[int] = []
+    stopped = threading.Event()
+    listening = NotifyListener(backend.url, None, lambda: wakes.append(1), stopped, probe_timeout=2)
+    with capture_logs() as logs:
+        listening.start()
+        listening.join(timeout=30)
+    stopped.set()
+    assert listening.reachable is False
+    unavailable = [entry for entry in logs if entry["event"] == "listen_unavailable"]
+    assert len(unavailable) == 1, logs
+    assert "listen_url" in unavailable[0]["hint"]
+    assert wakes == [], "a listener that cannot hear never claims to have been woken"

@@ -14,7 +14,12 @@ def parse(*argv: str):  # type: ignore[no-untyped-def]
 @pytest.fixture(autouse=True)
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    for name in ("JOBQUEUE_DATABASE_URL", "JOBQUEUE_HEARTBEAT_INTERVAL", "JOBQUEUE_DEAD_THRESHOLD"):
+    for name in (
+        "JOBQUEUE_DATABASE_URL",
+        "JOBQUEUE_LISTEN_URL",
+        "JOBQUEUE_HEARTBEAT_INTERVAL",
+        "JOBQUEUE_DEAD_THRESHOLD",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -129,3 +134,27 @@ def test_work_with_no_job_registered_refuses_to_start(project: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "no job is registered" in done.stderr and "--app MODULE" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_listen_url_comes_from_the_flag_the_environment_or_pyproject(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every worker process of every group gets it; unset, they listen on the database URL."""
+    ((worker, _),) = build_settings(parse()).groups
+    assert worker.listen_url is None
+    (project / "pyproject.toml").write_text(
+        '[tool.jobqueue]\nlisten_url = "postgresql://db:5432/app"\n'
+        '[[tool.jobqueue.workers]]\nqueues = ["mail"]\n[[tool.jobqueue.workers]]\nqueues = "*"\n'
+    )
+    groups = build_settings(parse()).groups
+    assert [worker.listen_url for worker, _ in groups] == ["postgresql://db:5432/app"] * 2
+    monkeypatch.setenv("JOBQUEUE_LISTEN_URL", "postgresql://env:5432/app")
+    ((worker, _),) = build_settings(parse("--processes", "2")).groups
+    assert worker.listen_url == "postgresql://env:5432/app"
+    given = parse("--processes", "2", "--listen-url", "postgresql://flag:5432/app")
+    ((worker, _),) = build_settings(given).groups
+    assert worker.listen_url == "postgresql://flag:5432/app"
+    (project / "pyproject.toml").write_text("[tool.jobqueue]\nlisten_url = 5\n")
+    monkeypatch.delenv("JOBQUEUE_LISTEN_URL")
+    with pytest.raises(ConfigurationError, match="listen_url"):
+        build_settings(parse())
