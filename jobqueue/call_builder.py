@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobqueue.calls import JobCall, check_arguments
+from jobqueue.calls import JobCall, check_arguments, plain_call
 from jobqueue.errors import RegistryError
 from jobqueue.options import JobOptions, validate_name
 from jobqueue.registry import JobDefinition, registry
@@ -32,6 +32,9 @@ def build_call(
     arguments, default the job's name) are worked out."""
     if unique_key is None:
         unique_key = _unique_key(name, options, args, kwargs)
+    plain = on_dependency_failure == "cancel" and unique_key is None
+    if plain and _only_arguments(options, scheduled_for, depends_on, expires_at):
+        return plain_call(name, args, kwargs, options)
     if expires_at is None and options.expires_in is not None:
         due = scheduled_for or datetime.now(UTC)
         expires_at = due + timedelta(seconds=options.expires_in)
@@ -61,6 +64,24 @@ def build_call(
         rate_key=rate_key,
         rate_limits=options.rate_windows,
         rate_cost=rate_cost,
+    )
+
+
+def _only_arguments(
+    options: JobOptions,
+    scheduled_for: datetime | None,
+    depends_on: tuple[str, ...],
+    expires_at: datetime | None,
+) -> bool:
+    """Whether the call is arguments and the job's checked options only (:func:`plain_call`)."""
+    return (
+        scheduled_for is None
+        and not depends_on
+        and expires_at is None
+        and options.expires_in is None
+        and options.concurrency_limit is None
+        and options.rate_windows is None
+        and options.debounce is None
     )
 
 

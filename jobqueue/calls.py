@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -28,6 +28,7 @@ from jobqueue.options import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
+    JobOptions,
     dependency_ids,
     validate_dependency_failure,
     validate_max_attempts,
@@ -142,6 +143,35 @@ class JobCall:
                 f"concurrency_key must be a string of 1 to 255 characters, "
                 f"not {self.concurrency_key!r}"
             )
+
+
+def plain_call(
+    name: str, args: Sequence[Any], kwargs: Mapping[str, Any], options: JobOptions
+) -> JobCall:
+    """A :class:`JobCall` of arguments and a registered job's options only (no schedule, no
+    keys, no dependencies), made without the dataclass's ``__init__``: a frozen dataclass of
+    nineteen fields sets each through ``object.__setattr__``, then ``__post_init__`` checks
+    options that were checked when the job was registered. That was 7 of the 8 us of building
+    each of a batch's calls. The arguments are still checked against the job's signature.
+    """
+    if not isinstance(args, list | tuple) or not isinstance(kwargs, Mapping):
+        return JobCall(name, args, kwargs)  # its error
+    check_arguments(name, args, kwargs)
+    call = object.__new__(JobCall)
+    call.__dict__.update(_DEFAULTS)
+    call.__dict__.update(
+        name=name,
+        args=args,
+        kwargs=kwargs,
+        queue=options.queue,
+        priority=options.priority,
+        max_attempts=options.max_attempts,
+    )
+    return call
+
+
+#: Every field's default (the defaults are immutable: the empty kwargs is given per call).
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(JobCall) if f.default is not MISSING}
 
 
 def _check_debounce(call: JobCall) -> None:

@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Connection
-from ulid import ULID
 
 from jobqueue import tracing
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.database import Database
 from jobqueue.errors import QueueFullError
+from jobqueue.ids import new_ids
 from jobqueue.queue_config import QueueConfig
 from jobqueue.schema import PENDING
 from jobqueue.serialization import encode_arguments
@@ -217,8 +217,7 @@ def _rows(
     rows: list[dict[str, Any]] = []
     handles: list[EnqueuedJob] = []
     queue_rates = queue_rate_limits(database)
-    for call in calls:
-        job_id = str(ULID())
+    for call, job_id in zip(calls, new_ids(len(calls)), strict=True):
         scheduled_for = call.scheduled_for or now
         if call.debounce is not None:  # after the quiet, which each later call prolongs
             scheduled_for += timedelta(seconds=call.debounce)

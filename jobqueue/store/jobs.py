@@ -5,7 +5,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from jobqueue.error_record import ErrorRecord
 from jobqueue.schema import BLOCKED, CANCELLED, PENDING, job_queue
 from jobqueue.serialization import decode_arguments
 from jobqueue.store.bounds import make_room
+from jobqueue.store.bulk import ENQUEUE_COLUMNS, execute_plain, insert_plain, is_plain
 from jobqueue.store.depends_on import (
     Needs,
     prepare_dependents,
@@ -96,25 +97,33 @@ class JobRecord:
 
 
 def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert job rows; several rows go as one ``executemany`` (never one giant VALUES list),
-    one per set of columns (the flow-control columns are only in the rows that set them)."""
+    """Insert job rows: one write per set of columns (the flow-control columns are only in the
+    rows that set them, a dependent's row has open_dependencies, a batch's batch_id). Plain
+    rows take the batch enqueue's fast path (:mod:`~jobqueue.store.bulk`), the others one
+    ``executemany``."""
     if not rows:
         return
     columns = rows[0].keys()
     if all(row.keys() == columns for row in rows):
-        connection.execute(job_queue.insert(), list(rows))
-        return
-    groups: dict[frozenset[str], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(frozenset(row), []).append(row)
-    for group in groups.values():
-        connection.execute(job_queue.insert(), group)
+        groups: Iterable[Sequence[Mapping[str, Any]]] = [rows]
+    else:
+        grouped: dict[frozenset[str], list[Mapping[str, Any]]] = {}
+        for row in rows:
+            grouped.setdefault(frozenset(row), []).append(row)
+        groups = grouped.values()
+    for group in groups:
+        if len(group) > 1 and is_plain(group[0].keys()):
+            insert_plain(connection, group)
+        else:
+            connection.execute(job_queue.insert(), list(group))
 
 
 def insert_alone(connection: Connection, row: Mapping[str, Any], *, wake: bool) -> None:
     """Insert one job with the statement of :func:`insert_alone_statement` (a plain job: its
-    row has exactly :data:`ENQUEUE_COLUMNS`)."""
-    connection.execute(insert_alone_statement(connection.dialect.name, wake=wake), row)
+    row has exactly :data:`ENQUEUE_COLUMNS`), sent as driver SQL (:func:`execute_plain`: a
+    web request's enqueue pays for SQLAlchemy's compiled-statement cache and parameter
+    processing otherwise)."""
+    execute_plain(connection, insert_alone_statement(connection.dialect.name, wake=wake), [row])
 
 
 def insert_alone_statement(dialect: str, *, wake: bool) -> Any:
@@ -138,23 +147,6 @@ def insert_alone_statement(dialect: str, *, wake: bool) -> Any:
 
 _insert_alone: dict[tuple[str, bool], Any] = {}
 
-#: The columns an enqueue writes (the rest start NULL).
-ENQUEUE_COLUMNS = (
-    "id",
-    "name",
-    "args",
-    "queue",
-    "priority",
-    "status",
-    "scheduled_for",
-    "attempts",
-    "failed_attempts",
-    "max_attempts",
-    "created_at",
-    "concurrency_key",
-    "unique_key",
-    "trace_context",
-)
 
 #: Columns a row has only when they are set (a plain job's INSERT binds none of them).
 FLOW_COLUMNS = frozenset({"expires_at", "rate_key", "rate_cost", "rate_limits"})
@@ -198,7 +190,7 @@ def insert_rows(
     special = [
         index for index, row in enumerate(rows) if row["unique_key"] or row["status"] == CANCELLED
     ]
-    _insert_plain(connection, rows, special, dependents=bool(needs and any(needs)))
+    _insert_plain(connection, rows, special)
     existing = _insert_special(connection, rows, special, debounced)
     inserted = [row for index, row in enumerate(rows) if index not in existing]
     if edges or special or any("batch_id" in row for row in rows):
@@ -230,19 +222,10 @@ def _wait_for_keys(
         ensure_semaphore(connection, key, limit)
 
 
-def _insert_plain(
-    connection: Connection, rows: list[dict[str, Any]], special: list[int], *, dependents: bool
-) -> None:
-    """The rows that are not ``special``, in one executemany per set of columns (a
-    dependent's row also has open_dependencies)."""
-    plain = (
-        [row for index, row in enumerate(rows) if index not in set(special)] if special else rows
-    )
-    if dependents:
-        insert_jobs(connection, [row for row in plain if "open_dependencies" not in row])
-        insert_jobs(connection, [row for row in plain if "open_dependencies" in row])
-    else:
-        insert_jobs(connection, plain)
+def _insert_plain(connection: Connection, rows: list[dict[str, Any]], special: list[int]) -> None:
+    """The rows that are not ``special``, one write per set of columns (:func:`insert_jobs`)."""
+    skipped = set(special)
+    insert_jobs(connection, [row for index, row in enumerate(rows) if index not in skipped])
 
 
 def _insert_special(
