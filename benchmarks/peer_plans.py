@@ -83,79 +83,63 @@ def pg_plans(settings: BenchSettings, results: Results) -> list[Plan]:
     plans: list[Plan] = []
     for peer_class in PEERS:
         peer = peer_class()
-        name, version = peer.system.split()
-        results.systems[name] = version
+        results.systems.update(peer.listed())
         if settings.wants("enqueue"):
-
-            def single(database: Database, p: PgPeer = peer) -> float:
-                rate = p.enqueue_single(database.libpq_dsn, settings.single)
-                _expect(p, database, p.queued_sql(), settings.single + WARMUP_CALLS)
-                return rate
-
-            def batch(database: Database, p: PgPeer = peer) -> float:
-                dsn = database.libpq_dsn
-                rate = p.enqueue_batch(dsn, settings.batch_total, settings.batch_size)
-                _expect(p, database, p.queued_sql(), settings.batch_total + 1)
-                return rate
-
-            single_label, batch_label = (
-                ("defer()", "batch_defer()")
-                if name == "procrastinate"
-                else ("enqueue(name, payload)", "enqueue(lists)")
-            )
-            plans.append(
-                Plan(
-                    results.add(
-                        Figure(
-                            "enqueue, single",
-                            peer.system,
-                            single_label,
-                            "jobs/s",
-                            [],
-                            versus="enqueue()",
-                        )
-                    ),
-                    _in_fresh_database(settings, peer, single),
-                )
-            )
-            plans.append(
-                Plan(
-                    results.add(
-                        Figure(
-                            "enqueue, batch",
-                            peer.system,
-                            f"{batch_label}, {settings.batch_size:,} per call",
-                            "jobs/s",
-                            [],
-                            versus=f"enqueue_many(), {settings.batch_size:,} per call",
-                        )
-                    ),
-                    _in_fresh_database(settings, peer, batch),
-                )
-            )
+            plans += _pg_enqueue_plans(settings, results, peer)
         if settings.wants("processing"):
-            for config in peer.worker_configs():
+            plans += _pg_processing_plans(settings, results, peer)
+    return plans
 
-                def process(
-                    database: Database, p: PgPeer = peer, c: WorkerConfig = config
-                ) -> float:
-                    return p.processing(database, settings.jobs, c, settings.timeout)
 
-                plans.append(
-                    Plan(
-                        results.add(
-                            Figure(
-                                f"processing {settings.jobs:,} jobs",
-                                peer.system,
-                                config.label,
-                                "jobs/s",
-                                [],
-                                versus="1 process x 5 threads",
-                            )
-                        ),
-                        _in_fresh_database(settings, peer, process),
-                    )
-                )
+def _pg_enqueue_plans(settings: BenchSettings, results: Results, peer: PgPeer) -> list[Plan]:
+    """Its single and its bulk enqueue, each checked afterwards for the jobs it should have
+    queued (warm-up included), so a silently failed insert cannot pass for a fast one."""
+
+    def single(database: Database) -> float:
+        rate = peer.enqueue_single(database.libpq_dsn, settings.single)
+        _expect(peer, database, peer.queued_sql(), settings.single + WARMUP_CALLS)
+        return rate
+
+    def batch(database: Database) -> float:
+        dsn = database.libpq_dsn
+        rate = peer.enqueue_batch(dsn, settings.batch_total, settings.batch_size)
+        _expect(peer, database, peer.queued_sql(), settings.batch_total + 1)
+        return rate
+
+    per_call = f"{settings.batch_size:,} per call"
+    single_figure = Figure(
+        "enqueue, single", peer.system, peer.single_label, "jobs/s", [], versus="enqueue()"
+    )
+    batch_figure = Figure(
+        "enqueue, batch",
+        peer.system,
+        f"{peer.batch_label}, {per_call}",
+        "jobs/s",
+        [],
+        versus=f"enqueue_many(), {per_call}",
+    )
+    return [
+        Plan(results.add(single_figure), _in_fresh_database(settings, peer, single)),
+        Plan(results.add(batch_figure), _in_fresh_database(settings, peer, batch)),
+    ]
+
+
+def _pg_processing_plans(settings: BenchSettings, results: Results, peer: PgPeer) -> list[Plan]:
+    plans: list[Plan] = []
+    for config in peer.worker_configs():
+
+        def process(database: Database, c: WorkerConfig = config) -> float:
+            return peer.processing(database, settings.jobs, c, settings.timeout)
+
+        figure = Figure(
+            f"processing {settings.jobs:,} jobs",
+            peer.system,
+            config.label,
+            "jobs/s",
+            [],
+            versus="1 process x 5 threads",
+        )
+        plans.append(Plan(results.add(figure), _in_fresh_database(settings, peer, process)))
     return plans
 
 

@@ -6,6 +6,10 @@ worker exits by itself once the queue is empty in the configuration used, so the
 polls the peer's table for finished jobs and stops the worker once all are done; the figure
 is the time from starting the worker to the poll that saw the last one (their shutdown is
 not counted, unlike jobqueue's ``--burst`` exit, which is).
+
+PgQueuer is measured twice, once per driver it ships: over psycopg 3 (the driver jobqueue
+uses) and over asyncpg (the one its own ``pgq`` CLI tries first, and its fastest), so that
+neither its figures nor the ratios against ours hinge on the driver.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import asyncio
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
@@ -36,6 +42,9 @@ class PgPeer(ABC):
     """One PostgreSQL job queue driven through its public API and its own worker CLI."""
 
     system: str
+    #: How the report's configuration column names its single and its bulk enqueue.
+    single_label: str
+    batch_label: str
     #: The table holding its jobs.
     table: str
     dsn_env = "JQ_BENCH_PG_DSN"
@@ -61,6 +70,11 @@ class PgPeer(ABC):
     @abstractmethod
     def queued_sql(self) -> str:
         """A query counting the jobs waiting in the queue."""
+
+    def listed(self) -> dict[str, str]:
+        """Name -> version for the report's list of peers (what a reader needs to re-run it)."""
+        name, release = self.system.split()[:2]
+        return {name: release}
 
     def count(self, dsn: str, sql: str) -> int:
         with psycopg.connect(dsn, autocommit=True) as connection:
@@ -88,6 +102,8 @@ class PgPeer(ABC):
 
 class Procrastinate(PgPeer):
     system = f"procrastinate {version('procrastinate')}"
+    single_label = "defer()"
+    batch_label = "batch_defer()"
     table = "procrastinate_jobs"
 
     def _app(self, dsn: str) -> Any:
@@ -137,8 +153,15 @@ class Procrastinate(PgPeer):
 
 
 class PgQueuerPeer(PgPeer):
-    system = f"PgQueuer {version('pgqueuer')}"
+    """PgQueuer over psycopg 3: its synchronous ``SyncQueries`` for enqueueing (what a
+    synchronous producer would call), its async driver in the worker."""
+
+    system = f"PgQueuer {version('pgqueuer')} (psycopg)"
+    single_label = "enqueue(name, payload)"
+    batch_label = "enqueue(lists)"
     table = "pgqueuer"
+    #: The ``--driver`` of benchmarks/pgqueuer_app.py.
+    driver = "psycopg"
 
     def install(self, dsn: str) -> None:
         from pgqueuer import Queries
@@ -184,7 +207,7 @@ class PgQueuerPeer(PgPeer):
     def worker_configs(self) -> list[WorkerConfig]:
         # `pgq run` itself fails at start in 1.6.0 (see benchmarks/pgqueuer_app.py); this
         # runs the same pgqueuer.run() with the same logging.
-        base = (sys.executable, "-m", "benchmarks.pgqueuer_app")
+        base = (sys.executable, "-m", "benchmarks.pgqueuer_app", "--driver", self.driver)
         return [
             WorkerConfig(
                 f"pgqueuer.run(batch_size={n}) (= pgq run --batch-size {n})",
@@ -200,4 +223,57 @@ class PgQueuerPeer(PgPeer):
         return "SELECT COUNT(*) FROM pgqueuer WHERE status = 'queued'"
 
 
-PEERS: tuple[type[PgPeer], ...] = (Procrastinate, PgQueuerPeer)
+class PgQueuerAsyncpg(PgQueuerPeer):
+    """PgQueuer over asyncpg, through its own ``AsyncpgDriver`` on one connection, as the
+    psycopg worker has one. asyncpg has no synchronous API, so enqueueing awaits the async
+    ``Queries.enqueue`` in one event loop; the schema is installed over psycopg (not timed)."""
+
+    system = f"PgQueuer {version('pgqueuer')} (asyncpg)"
+    single_label = "await enqueue(name, payload)"
+    batch_label = "await enqueue(lists)"
+    driver = "asyncpg"
+
+    def listed(self) -> dict[str, str]:
+        return {**super().listed(), "asyncpg": version("asyncpg")}
+
+    def enqueue_single(self, dsn: str, count: int) -> float:
+        async def run() -> float:
+            async with _asyncpg_queries(dsn) as queries:
+                for _ in range(WARMUP_CALLS):
+                    await queries.enqueue("noop", None)
+                started = time.perf_counter()
+                for _ in range(count):
+                    await queries.enqueue("noop", None)
+                return count / (time.perf_counter() - started)
+
+        return asyncio.run(run())
+
+    def enqueue_batch(self, dsn: str, total: int, batch_size: int) -> float:
+        async def run() -> float:
+            async with _asyncpg_queries(dsn) as queries:
+                await queries.enqueue(["noop"], [None], [0])  # warm-up
+                started = time.perf_counter()
+                for offset in range(0, total, batch_size):
+                    size = min(batch_size, total - offset)
+                    await queries.enqueue(["noop"] * size, [None] * size, [0] * size)
+                return total / (time.perf_counter() - started)
+
+        return asyncio.run(run())
+
+
+@asynccontextmanager
+async def _asyncpg_queries(dsn: str) -> AsyncIterator[Any]:
+    """PgQueuer's async ``Queries`` over one asyncpg connection (autocommit, asyncpg's
+    default outside a transaction), closed on the way out: the driver leaves that to us."""
+    import asyncpg
+    from pgqueuer import Queries
+    from pgqueuer.db import AsyncpgDriver
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        yield Queries(AsyncpgDriver(connection))
+    finally:
+        await connection.close()
+
+
+PEERS: tuple[type[PgPeer], ...] = (Procrastinate, PgQueuerPeer, PgQueuerAsyncpg)

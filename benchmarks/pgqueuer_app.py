@@ -1,7 +1,10 @@
-"""PgQueuer's side of the benchmark: the factory ``pgq run benchmarks.pgqueuer_app:create``
-loads, with a no-op ``async def`` entrypoint (PgQueuer runs entrypoints on its event loop).
+"""PgQueuer's side of the benchmark: the factories ``pgq run benchmarks.pgqueuer_app:create``
+(or ``:create_asyncpg``) loads, with a no-op ``async def`` entrypoint (PgQueuer runs
+entrypoints on its event loop).
 
-It uses psycopg 3's async connection, the same driver jobqueue uses on PostgreSQL.
+One factory per driver PgQueuer ships, each on a single connection: ``create`` uses psycopg 3's
+async connection, the same driver jobqueue uses on PostgreSQL; ``create_asyncpg`` uses asyncpg
+through PgQueuer's own ``AsyncpgDriver``, the driver its ``pgq`` CLI tries first.
 """
 
 from __future__ import annotations
@@ -9,32 +12,56 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pgqueuer
 import psycopg
 from pgqueuer import PgQueuer
 from pgqueuer.core import logconfig
-from pgqueuer.db import PsycopgDriver
+from pgqueuer.db import AsyncpgDriver, PsycopgDriver
 from pgqueuer.models import Job
 
 DSN_ENV = "JQ_BENCH_PG_DSN"
+
+
+def _with_noop(pgq: PgQueuer) -> PgQueuer:
+    """Registers the one entrypoint the benchmark's jobs name, the same for either driver."""
+
+    @pgq.entrypoint("noop")
+    async def noop(job: Job) -> None:
+        """Does nothing."""
+
+    return pgq
 
 
 @asynccontextmanager
 async def create() -> AsyncIterator[PgQueuer]:
     connection = await psycopg.AsyncConnection.connect(os.environ[DSN_ENV], autocommit=True)
     try:
-        pgq = PgQueuer(PsycopgDriver(connection))
-
-        @pgq.entrypoint("noop")
-        async def noop(job: Job) -> None:
-            """Does nothing."""
-
-        yield pgq
+        yield _with_noop(PgQueuer(PsycopgDriver(connection)))
     finally:
         await connection.close()
+
+
+@asynccontextmanager
+async def create_asyncpg() -> AsyncIterator[PgQueuer]:
+    """asyncpg is in autocommit outside a transaction, as the psycopg connection is set to;
+    ``AsyncpgDriver`` does not close the connection, so this does. asyncpg is imported here,
+    not at the top, so the psycopg worker's timed start-up does not pay for it."""
+    import asyncpg
+
+    connection = await asyncpg.connect(os.environ[DSN_ENV])
+    try:
+        yield _with_noop(PgQueuer(AsyncpgDriver(connection)))
+    finally:
+        await connection.close()
+
+
+FACTORIES: dict[str, Callable[[], AbstractAsyncContextManager[PgQueuer]]] = {
+    "psycopg": create,
+    "asyncpg": create_asyncpg,
+}
 
 
 def main() -> None:
@@ -44,9 +71,10 @@ def main() -> None:
     parser returns a string where an enum is expected.)"""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pgqueuer_app")
     parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--driver", choices=sorted(FACTORIES), default="psycopg")
     args = parser.parse_args()
     logconfig.setup_fancy_logger(logconfig.LogLevel.INFO)
-    asyncio.run(pgqueuer.run(create, batch_size=args.batch_size))
+    asyncio.run(pgqueuer.run(FACTORIES[args.driver], batch_size=args.batch_size))
 
 
 if __name__ == "__main__":
