@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from jobqueue.db import libpq_conninfo, mask_url
-from jobqueue.store.notify import PROBE_CHANNEL, listen, send_probe, stop_probing
+from jobqueue.store.notify import PROBE_CHANNEL, listen, send_probe
 
 log = structlog.get_logger("jobqueue.worker")
 
@@ -72,7 +72,6 @@ class NotifyListener:
                     if not self.reachable:
                         self._give_up()
                         return
-                    stop_probing(conn)
                     log.info("listen_ready", listen_url=mask_url(self._listen_url))
                     delay = 0.1
                     self._wake()  # anything enqueued while we were not listening

@@ -19,15 +19,11 @@ PROBE_CHANNEL = f"{NOTIFY_CHANNEL}_probe"
 
 def listen(connection: Any, *, probe: bool = False) -> None:
     """Subscribe a plain (autocommit) psycopg connection to the enqueue notifications, and to
-    the probe channel while ``probe`` is checked."""
+    the probe channel (other workers' probes that arrive later are ignored: an UNLISTEN would
+    cost a statement at every connect to save a wake-up at other workers' starts)."""
     connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
     if probe:
         connection.execute(f"LISTEN {PROBE_CHANNEL}")
-
-
-def stop_probing(connection: Any) -> None:
-    """Leave the probe channel once the probe has arrived (other workers' probes are noise)."""
-    connection.execute(f"UNLISTEN {PROBE_CHANNEL}")
 
 
 def send_probe(connection: Any, token: str) -> None:

@@ -12,7 +12,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from jobqueue.schema import BLOCKED, EXPIRED, SUCCEEDED, job_queue
 from jobqueue.store import bounds
@@ -137,20 +137,35 @@ def test_a_rate_limit_holds_across_three_processes_and_is_reached(jq, work) -> N
 
 def test_a_tenants_backlog_does_not_delay_another_tenants_jobs(jq, work) -> None:
     """Two keys, one with 10,000 queued jobs and one with 10: the second's jobs all start
-    within a second of being due while the first drains."""
+    after a few claims of the first's, not behind its backlog (counted in jobs, not seconds,
+    so that a loaded machine does not decide it: a time bound failed in CI at 3 s)."""
     jq.enqueue_many([ledger_jobs.tenant_nap.call("big", 0.01) for _ in range(10_000)])
     # Eight threads: claims of eight or more, so the small tenant's ten jobs (half of each
     # claim, by the turn order) start within two claims, each of which ranks the backlog.
     runner = work("--threads", "8")
     wait_until(lambda: jq.count_jobs(status=SUCCEEDED) >= 50, 60, "the backlog to be draining")
     small = jq.enqueue_many([ledger_jobs.tenant_nap.call("small", 0.01) for _ in range(10)])
+    # Counted from when the write returned: on SQLite the enqueue can wait a while for the
+    # busy worker's write lock, and the jobs it has not written yet cannot be claimed.
+    written = datetime.now(UTC)
     wait_until(
-        lambda: all(status(jq, h.id) == SUCCEEDED for h in small), 30, "the small tenant's jobs"
+        lambda: all(status(jq, h.id) == SUCCEEDED for h in small), 60, "the small tenant's jobs"
     )
     assert jq.count_jobs(status=BLOCKED) > 5_000, "the backlog drained first: no test"
     runner.stop()
-    for handle in small:
-        record = jq.get_job(handle.id)
-        assert record is not None and record.started_at is not None
-        waited = (record.started_at - record.scheduled_for).total_seconds()
-        assert waited <= 1.0, f"a small tenant's job waited {waited:.2f} s behind the backlog"
+    records = [jq.get_job(handle.id) for handle in small]
+    last = max(record.started_at for record in records if record and record.started_at)
+    ids = [handle.id for handle in small]
+    with jq.transaction(read_only=True) as connection:
+        overtaken = connection.execute(
+            select(func.count())
+            .select_from(job_queue)
+            .where(job_queue.c.started_at > written, job_queue.c.started_at <= last)
+            .where(job_queue.c.id.not_in(ids))
+        ).scalar_one()
+    # Fair turns: the big tenant's jobs already claimed or prefetched when the small one's came
+    # (measured 10-284 on the three backends), then half of each claim. Behind the backlog it
+    # would be every one of the more than 5,000 still queued.
+    assert overtaken <= 1_000, (
+        f"{overtaken} of the big tenant's jobs started before the small one's"
+    )

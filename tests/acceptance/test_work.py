@@ -18,10 +18,16 @@ import ledger_jobs
 from backends import PGBOUNCER, scale_factor
 from workers import kill_connections, start_recorded, status, summary, wait_until
 
-# Also through PgBouncer in transaction mode (tests/backends.py).
-pytestmark = pytest.mark.pgbouncer
+#: The tests that also run through PgBouncer in transaction mode (tests/backends.py): the
+#: worker's lifecycle, kills, retries, schedules, a lost claim answer and a concurrency limit,
+#: chosen to keep the tier to a few minutes of CI. Cutting connections behind PgBouncer is
+#: left out: pg_terminate_backend of the pooler's server connections surfaces in psycopg as
+#: "received 2 results from command 'BEGIN'" (an InternalError, not a disconnect); see the
+#: notes of issue #19.
+through_pgbouncer = pytest.mark.pgbouncer
 
 
+@through_pgbouncer
 def test_kill_9_of_the_whole_group_then_restart_resumes_the_job(jq, ledger, work) -> None:
     handle = ledger_jobs.slow_first_attempt.using(jobqueue=jq).enqueue(60)
     first = work("--threads", "2")
@@ -42,6 +48,7 @@ def test_kill_9_of_the_whole_group_then_restart_resumes_the_job(jq, ledger, work
         assert connection.execute(text("SELECT count(*) FROM job_processes")).scalar() == 0
 
 
+@through_pgbouncer
 def test_a_worker_killed_right_after_its_claim_uses_up_no_attempts(
     jq, ledger, work, tmp_path, monkeypatch
 ) -> None:
@@ -102,6 +109,7 @@ def test_an_attempt_after_an_uncounted_one_records_its_start_before_running(
     }
 
 
+@through_pgbouncer
 def test_result_waits_on_a_real_worker_and_outlives_it(jq, ledger, work) -> None:
     """handle.result() waits while a real worker runs the job; a failure is raised with its
     error record; the stored result is still there after the worker is gone."""
@@ -122,6 +130,7 @@ def test_result_waits_on_a_real_worker_and_outlives_it(jq, ledger, work) -> None
         assert row is not None and row.result == '{"n":10,"total":45}'
 
 
+@through_pgbouncer
 def test_sigterm_releases_a_job_that_outlives_the_shutdown_timeout(jq, ledger, work) -> None:
     running = ledger_jobs.sleep.using(jobqueue=jq).enqueue(60)
     prefetched = ledger_jobs.sleep.using(jobqueue=jq).enqueue(60)
@@ -160,6 +169,7 @@ def test_max_memory_recycling_loses_nothing(jq, ledger, work) -> None:
     assert sum(reason.startswith("recycle: memory") for reason in reasons) >= 2
 
 
+@through_pgbouncer
 def test_a_job_failing_twice_then_succeeding_takes_three_attempts_with_growing_gaps(
     jq, ledger, work
 ) -> None:
@@ -176,6 +186,7 @@ def test_a_job_failing_twice_then_succeeding_takes_three_attempts_with_growing_g
     assert gaps[0] >= 0.3 and gaps[1] >= 0.6 and gaps[1] > gaps[0]
 
 
+@through_pgbouncer
 def test_a_job_scheduled_ahead_does_not_start_early(jq, ledger, work) -> None:
     handle = ledger_jobs.record.using(jobqueue=jq).enqueue_in(timedelta(seconds=2), "later")
     runner = work()
@@ -316,6 +327,7 @@ def test_a_finish_that_beats_the_rescuer_at_process_level_leaves_the_job_succeed
     assert [attempt for _, attempt, _ in ledger()] == [1]
 
 
+@through_pgbouncer
 def test_a_claim_whose_answer_was_lost_is_handed_back_and_run(jq, ledger, work) -> None:
     from jobqueue.schema import job_queue
 
@@ -418,6 +430,7 @@ def test_a_timed_out_attempt_is_not_retried_while_its_thread_may_still_run(
     assert runner.wait(30) == 0
 
 
+@through_pgbouncer
 def test_a_concurrency_limit_holds_across_processes(jq, ledger, work) -> None:
     handles = jq.enqueue_many([ledger_jobs.limited.call(0.3) for _ in range(12)])
     assert jq.count_jobs(status="blocked") == 12  # each takes its slot when it starts
@@ -470,6 +483,7 @@ def test_burst_says_how_many_jobs_it_leaves_scheduled_for_later(jq, ledger, work
     assert row is not None and stopped["next_due_at"] == row.scheduled_for.isoformat()
 
 
+@through_pgbouncer
 @pytest.mark.parametrize("listen_url", [True, False], ids=["listen-url", "none"])
 def test_behind_pgbouncer_a_worker_listens_only_through_a_direct_url(
     jq, backend, ledger, work, listen_url
