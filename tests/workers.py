@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from jobqueue import JobQueue
 
@@ -162,18 +162,21 @@ def summary(jq: JobQueue) -> str:
 def kill_connections(jq: JobQueue) -> int:
     """Cut every other connection to the test database, as a failover or a network cut would.
 
-    From a connection of its own, never pooled: a pooled one may itself have been cut by the
-    round before (each round kills every connection but its own), which failed a test with
-    AdminShutdown now and then."""
-    killer = create_engine(jq.database_url, poolclass=NullPool)
-    try:
-        return _kill_others(jq, killer)
-    finally:
-        killer.dispose()
+    The pooled connection it takes may itself have been cut by the round before (each round
+    kills every connection but its own), which failed a test with AdminShutdown now and then:
+    such a connection is invalidated by SQLAlchemy, and the round is tried again on a new one.
+    """
+    for attempt in (1, 2):
+        try:
+            return _kill_others(jq)
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
-def _kill_others(jq: JobQueue, killer: Engine) -> int:
-    with killer.connect() as connection:
+def _kill_others(jq: JobQueue) -> int:
+    with jq.engine.connect() as connection:
         if jq.dialect == "postgresql":
             result = connection.execute(
                 text(
