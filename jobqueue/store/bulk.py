@@ -60,7 +60,7 @@ def insert_plain(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> N
     if connection.dialect.name == "postgresql":
         connection.execute(_JSON_INSERT, {"rows": _as_json(rows, connection.dialect)})
         return
-    execute_plain(connection, _PLAIN_INSERT, rows)
+    execute_plain(connection, PLAIN_INSERT, rows)
 
 
 def execute_plain(
@@ -85,7 +85,8 @@ def execute_plain(
     connection.exec_driver_sql(sql, params[0] if len(params) == 1 else params)
 
 
-_PLAIN_INSERT = insert(job_queue).values(
+#: The INSERT of one plain job row (the batch's driver executemany and the single enqueue's).
+PLAIN_INSERT = insert(job_queue).values(
     {column: bindparam(column, type_=job_queue.c[column].type) for column in ENQUEUE_COLUMNS}
 )
 _RECORDS = (

@@ -12,9 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    bindparam,
     func,
-    insert,
     select,
 )
 
@@ -22,7 +20,7 @@ from jobqueue.error_record import ErrorRecord
 from jobqueue.schema import BLOCKED, CANCELLED, PENDING, job_queue
 from jobqueue.serialization import decode_arguments
 from jobqueue.store.bounds import make_room
-from jobqueue.store.bulk import ENQUEUE_COLUMNS, execute_plain, insert_plain, is_plain
+from jobqueue.store.bulk import PLAIN_INSERT, execute_plain, insert_plain, is_plain
 from jobqueue.store.depends_on import (
     Needs,
     prepare_dependents,
@@ -120,7 +118,7 @@ def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
 
 def insert_alone(connection: Connection, row: Mapping[str, Any], *, wake: bool) -> None:
     """Insert one job with the statement of :func:`insert_alone_statement` (a plain job: its
-    row has exactly :data:`ENQUEUE_COLUMNS`), sent as driver SQL (:func:`execute_plain`: a
+    row has exactly :data:`~jobqueue.store.bulk.ENQUEUE_COLUMNS`), sent as driver SQL (:func:`execute_plain`: a
     web request's enqueue pays for SQLAlchemy's compiled-statement cache and parameter
     processing otherwise)."""
     execute_plain(connection, insert_alone_statement(connection.dialect.name, wake=wake), [row])
@@ -135,9 +133,7 @@ def insert_alone_statement(dialect: str, *, wake: bool) -> Any:
     key = (dialect, wake)
     statement = _insert_alone.get(key)
     if statement is None:
-        statement = insert(job_queue).values(
-            {name: bindparam(name, type_=job_queue.c[name].type) for name in ENQUEUE_COLUMNS}
-        )
+        statement = PLAIN_INSERT
         if dialect == "postgresql" and wake:
             inserted = statement.returning(job_queue.c.queue).cte("inserted")
             statement = select(func.pg_notify(NOTIFY_CHANNEL, inserted.c.queue))
