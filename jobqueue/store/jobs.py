@@ -118,9 +118,9 @@ def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
 
 def insert_alone(connection: Connection, row: Mapping[str, Any], *, wake: bool) -> None:
     """Insert one job with the statement of :func:`insert_alone_statement` (a plain job: its
-    row has exactly :data:`~jobqueue.store.bulk.ENQUEUE_COLUMNS`), sent as driver SQL (:func:`execute_plain`: a
-    web request's enqueue pays for SQLAlchemy's compiled-statement cache and parameter
-    processing otherwise)."""
+    row has exactly :data:`~jobqueue.store.bulk.ENQUEUE_COLUMNS`), sent as driver SQL
+    (:func:`execute_plain`: a web request's enqueue pays for SQLAlchemy's compiled-statement
+    cache and parameter processing otherwise)."""
     execute_plain(connection, insert_alone_statement(connection.dialect.name, wake=wake), [row])
 
 
