@@ -57,18 +57,9 @@ def driver_params(database: Database, statement: Any, batch: list[dict[str, Any]
     """(SQL text, the rows' driver parameters) for ``statement``, as jobqueue sends them."""
     engine = create_engine(database.url)
     try:
-        with engine.connect() as connection:
-            sql, converters, positional, constants = bulk._driver_form(connection, statement)
+        return bulk.driver_parameters(engine.dialect, statement, batch)
     finally:
         engine.dispose()
-    full = [{**constants, **row} for row in batch]
-    if positional:
-        params: list[Any] = [
-            tuple(r[c] if f is None else f(r[c]) for c, f in converters) for r in full
-        ]
-    else:
-        params = [{c: r[c] if f is None else f(r[c]) for c, f in converters} for r in full]
-    return sql, params
 
 
 def rate(count: int, run: Callable[[], None]) -> float:
@@ -105,10 +96,6 @@ def postgresql_floor(database: Database, singles: int, batches: int) -> dict[str
     sql, single = driver_params(
         database, insert_alone_statement("postgresql", wake=True), rows(singles)
     )
-    json_sql = str(bulk._JSON_INSERT.compile(dialect=_pg_dialect(database)))
-    engine = create_engine(database.url)
-    documents = [bulk._as_json(rows(BATCH), engine.dialect) for _ in range(batches)]
-    engine.dispose()
     copy_rows = [tuple(row.values()) for row in rows(BATCH * batches)]
     columns = ", ".join(rows(1)[0])
     with psycopg.connect(database.libpq_dsn, autocommit=True, prepare_threshold=None) as conn:
@@ -116,11 +103,6 @@ def postgresql_floor(database: Database, singles: int, batches: int) -> dict[str
         def one_by_one() -> None:
             for params in single:
                 conn.execute(sql, params)
-
-        def json_batches() -> None:
-            for document in documents:
-                with conn.transaction():
-                    conn.execute(json_sql, {"rows": document})
 
         def copy_batches() -> None:
             for start in range(0, len(copy_rows), BATCH):
@@ -133,16 +115,8 @@ def postgresql_floor(database: Database, singles: int, batches: int) -> dict[str
 
         return {
             "single": rate(singles, one_by_one),
-            "batch": rate(BATCH * batches, json_batches),
-            "batch (COPY)": rate(len(copy_rows), copy_batches),
+            "batch": rate(len(copy_rows), copy_batches),
         }
-
-
-def _pg_dialect(database: Database) -> Any:
-    engine = create_engine(database.url)
-    dialect = engine.dialect
-    engine.dispose()
-    return dialect
 
 
 def mysql_floor(database: Database, singles: int, batches: int) -> dict[str, float]:

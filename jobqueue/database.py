@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, column, select, table
+from sqlalchemy import Connection, Dialect, Engine, column, select, table
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from jobqueue.config import resolve_database_url
@@ -27,6 +27,7 @@ from jobqueue.db import (
     missing_sqlite_file,
 )
 from jobqueue.db_errors import unavailable
+from jobqueue.driver import as_sqlalchemy_error, self_committing_cursor
 from jobqueue.errors import SchemaError
 from jobqueue.schema import SCHEMA_REVISION, VERSION_TABLE
 
@@ -112,6 +113,23 @@ class Database:
             yield connection
         finally:
             connection.close()
+
+    @contextmanager
+    def driver_cursor(self) -> Iterator[tuple[Any, Dialect]]:
+        """A driver cursor whose statements commit themselves, and its dialect (see
+        :func:`jobqueue.driver.self_committing_cursor`: SQLite and PostgreSQL only); a failure
+        to connect becomes DatabaseUnavailableError, as in :meth:`connect`."""
+        engine = self.engine
+        try:
+            pooled = engine.raw_connection()  # the pool raises the driver's own errors
+        except engine.dialect.loaded_dbapi.Error as error:
+            wrapped = as_sqlalchemy_error(engine.dialect, error, None, None)
+            raise unavailable(engine, wrapped) from error
+        try:
+            with self_committing_cursor(pooled, engine.dialect) as cursor:
+                yield cursor, engine.dialect
+        finally:
+            pooled.close()
 
     @contextmanager
     def transaction(self, *, read_only: bool = False) -> Iterator[Connection]:

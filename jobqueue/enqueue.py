@@ -244,14 +244,24 @@ def _rows(
                 ),
             }
         )
-        # Flow-control columns only where set: a plain job's row binds none of them.
-        flow = {
-            "expires_at": call.expires_at,
-            "rate_key": call.rate_key,
-            "rate_cost": call.rate_cost,
-            "rate_limits": call.rate_limits,
-            **(queue_rates.get(call.queue, {}) if call.rate_key is None else {}),
-        }
-        rows[-1].update((column, value) for column, value in flow.items() if value is not None)
+        if queue_rates or not (
+            call.expires_at is None
+            and call.rate_key is None
+            and call.rate_limits is None
+            and call.rate_cost is None
+        ):
+            rows[-1].update(_flow_columns(call, queue_rates))
         handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, database))
     return rows, handles
+
+
+def _flow_columns(call: JobCall, queue_rates: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """The flow-control columns a call sets (a plain job's row binds none of them)."""
+    flow = {
+        "expires_at": call.expires_at,
+        "rate_key": call.rate_key,
+        "rate_cost": call.rate_cost,
+        "rate_limits": call.rate_limits,
+        **(queue_rates.get(call.queue, {}) if call.rate_key is None else {}),
+    }
+    return {column: value for column, value in flow.items() if value is not None}

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from jobqueue.database import Database
 from jobqueue.db import autocommit_options, mask_url
 from jobqueue.db_errors import commit_failed, is_deadlock, is_disconnect, operational_error
+from jobqueue.driver import has_statement_hooks
 from jobqueue.errors import DatabaseUnavailableError
 from jobqueue.store import jobs as store
 
@@ -31,17 +32,22 @@ def insert_alone(database: Database, row: dict[str, Any]) -> bool:
     if options is None:
         return False
     wake = row["scheduled_for"] <= datetime.now(UTC)
+    hooked = has_statement_hooks(database.engine)
     for _attempt in (1, 2, 3):
-        with database.connect() as pooled:
-            connection = pooled.execution_options(**options)
-            try:
-                with connection.begin():
-                    store.insert_alone(connection, row, wake=wake)
-                return True
-            except DBAPIError as caught:
-                error, lost = caught, is_disconnect(caught)
-                if not (lost or is_deadlock(caught)):
-                    raise operational_error(database.engine, caught) from caught
+        try:
+            if hooked:  # those listening see it go through SQLAlchemy's Connection
+                with database.connect() as pooled:
+                    connection = pooled.execution_options(**options)
+                    with connection.begin():
+                        store.insert_alone(connection, row, wake=wake)
+            else:
+                with database.driver_cursor() as (cursor, dialect):
+                    store.insert_alone_on_cursor(cursor, dialect, row, wake=wake)
+            return True
+        except DBAPIError as caught:
+            error, lost = caught, is_disconnect(caught)
+            if not (lost or is_deadlock(caught)):
+                raise operational_error(database.engine, caught) from caught
         # A statement lost on its way back may have committed, the last try's too: look
         # before saying no (an unreadable table says "unknown", see _written).
         if lost and _written(database, row["id"]):

@@ -18,7 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jobqueue"
 
 #: Where SQL is built and backend differences live (the store's wing); config.py parses URLs.
-SQL_WING = ("store/", "db.py", "db_errors.py", "database.py", "schema/", "migrations.py")
+SQL_WING = (
+    "store/",
+    "db.py",
+    "driver.py",
+    "db_errors.py",
+    "database.py",
+    "schema/",
+    "migrations.py",
+)
 #: contrib/django/borrowed.py maps Django's database vendors to SQLAlchemy's, in one place.
 BACKEND_NAMES_ALLOWED = (*SQL_WING, "config.py", "contrib/django/borrowed.py")
 #: SQLAlchemy names that build SQL; the rest of the package may use connections, engines and

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Dialect,
     func,
     select,
 )
@@ -20,7 +21,13 @@ from jobqueue.error_record import ErrorRecord
 from jobqueue.schema import BLOCKED, CANCELLED, PENDING, job_queue
 from jobqueue.serialization import decode_arguments
 from jobqueue.store.bounds import make_room
-from jobqueue.store.bulk import PLAIN_INSERT, execute_plain, insert_plain, is_plain
+from jobqueue.store.bulk import (
+    PLAIN_INSERT,
+    driver_parameters,
+    execute_plain,
+    insert_plain,
+    is_plain,
+)
 from jobqueue.store.depends_on import (
     Needs,
     prepare_dependents,
@@ -122,6 +129,16 @@ def insert_alone(connection: Connection, row: Mapping[str, Any], *, wake: bool) 
     (:func:`execute_plain`: a web request's enqueue pays for SQLAlchemy's compiled-statement
     cache and parameter processing otherwise)."""
     execute_plain(connection, insert_alone_statement(connection.dialect.name, wake=wake), [row])
+
+
+def insert_alone_on_cursor(
+    cursor: Any, dialect: Dialect, row: Mapping[str, Any], *, wake: bool
+) -> None:
+    """:func:`insert_alone` on a driver cursor (from
+    :func:`jobqueue.driver.self_committing_cursor`) of a ``dialect`` connection."""
+    statement = insert_alone_statement(dialect.name, wake=wake)
+    sql, params = driver_parameters(dialect, statement, [row])
+    cursor.execute(sql, params[0])
 
 
 def insert_alone_statement(dialect: str, *, wake: bool) -> Any:

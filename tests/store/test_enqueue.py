@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from jobqueue import (
@@ -295,3 +295,39 @@ def test_enqueue_to_a_sqlite_file_never_migrated_leaves_no_empty_file(tmp_path: 
     with pytest.raises(SchemaError, match=r"does not exist; run `jobrunner migrate"):
         JobQueue(f"sqlite:///{path}").enqueue(send_welcome, 1)
     assert not path.exists()
+
+
+def test_a_batch_on_a_connection_the_server_closed_is_sent_again(jq: JobQueue) -> None:
+    """The batch's fastest path (PostgreSQL's COPY on the driver's connection) meets a cut
+    connection like any statement: the connection is dropped, the transaction tried again, and
+    every job is written once."""
+    if jq.dialect == "sqlite":
+        pytest.skip("SQLite is a local file: it has no connection to close")
+    with CuttableProxy(jq.database_url) as proxy, JobQueue(proxy.url) as client:
+        client.enqueue_many([send_welcome.call(0)])
+        assert proxy.take_down() == 1  # the pooled connection is cut
+        proxy.restore()
+        handles = client.enqueue_many([send_welcome.call(n) for n in range(1, 101)])
+        assert len({handle.id for handle in handles}) == 100
+        assert jq.count_jobs() == 101
+        assert all(_rows_with_id(jq, handle.id) == 1 for handle in handles[::10])
+
+
+def test_statement_listeners_on_the_engine_see_every_enqueue(jq: JobQueue) -> None:
+    """Instrumentation that hooks the engine's statements (OpenTelemetry's SQLAlchemy
+    instrumentation, a test's fault injection) sees the single and the batch enqueue's INSERT:
+    with a listener, neither takes the driver's own connection around SQLAlchemy."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        seen.append(statement)
+
+    event.listen(jq.engine, "before_cursor_execute", record)
+    try:
+        send_welcome.using(jobqueue=jq).enqueue(1)
+        jq.enqueue_many([send_welcome.call(n) for n in range(2, 12)])
+    finally:
+        event.remove(jq.engine, "before_cursor_execute", record)
+    inserts = [statement for statement in seen if "INSERT INTO job_queue" in statement]
+    assert len(inserts) == 2, seen
+    assert jq.count_jobs() == 11
