@@ -20,7 +20,9 @@ Rows with other columns (batches, dependencies, flow control) keep SQLAlchemy's 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, bindparam, insert
@@ -120,36 +122,49 @@ def driver_parameters(
     dialect: Dialect, statement: Any, rows: Sequence[Mapping[str, Any]]
 ) -> tuple[str, list[Any]]:
     """``statement`` as this dialect's driver SQL, and each row's driver parameters: what
-    :func:`execute_plain` sends, for a caller that holds a driver cursor."""
-    sql, converters, positional, constants = _driver_form(dialect, statement)
-    if constants:  # the statement's own values (the NOTIFY channel of a single enqueue)
-        rows = [{**constants, **row} for row in rows]
-    if positional:
-        return sql, [
-            tuple(row[c] if convert is None else convert(row[c]) for c, convert in converters)
-            for row in rows
-        ]
-    return sql, [
-        {c: row[c] if convert is None else convert(row[c]) for c, convert in converters}
-        for row in rows
-    ]
+    :func:`execute_plain` sends, for a caller that holds a driver cursor. A row's values are
+    taken in one C call (``itemgetter``); only the timestamps go through a converter."""
+    form = _driver_form(dialect, statement)
+    if form.constants:  # the statement's own values (the NOTIFY channel of a single enqueue)
+        rows = [{**form.constants, **row} for row in rows]
+    take, converted, names = form.take, form.converted, form.names
+    params: list[Any] = []
+    for row in rows:
+        values = list(take(row))
+        for index, convert in converted:
+            values[index] = convert(values[index])
+        params.append(tuple(values) if form.positional else dict(zip(names, values, strict=True)))
+    return form.sql, params
 
 
 #: The INSERT of one plain job row (the batch's driver executemany and the single enqueue's).
 PLAIN_INSERT = insert(job_queue).values(
     {column: bindparam(column, type_=job_queue.c[column].type) for column in ENQUEUE_COLUMNS}
 )
-_Converter = Callable[[Any], Any] | None
-_Driver = tuple[str, list[tuple[str, _Converter]], bool, dict[str, Any]]
+_Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _DriverForm:
+    """A statement as one dialect's driver SQL: its text; the bound names in the order of its
+    placeholders and a getter of their values from a row; which of those values a column's
+    bind processor converts (by position); whether the placeholders are positional (SQLite's
+    ``?``) or named (PyMySQL's and psycopg's); and the values the statement binds itself."""
+
+    sql: str
+    names: tuple[str, ...]
+    take: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    converted: tuple[tuple[int, _Converter], ...]
+    positional: bool
+    constants: dict[str, Any]
+
+
 #: By dialect and statement (the statements are module-level constants, never freed).
-_compiled: dict[tuple[str, int], _Driver] = {}
+_compiled: dict[tuple[str, int], _DriverForm] = {}
 
 
-def _driver_form(dialect: Dialect, statement: Any) -> _Driver:
-    """``statement`` as driver SQL for this dialect: its text, the columns in the order of its
-    placeholders with each one's bind processor (None: passed as it is), whether the
-    placeholders are positional (SQLite's ``?``) or named (PyMySQL's and psycopg's), and the
-    values the statement binds itself (not a column's)."""
+def _driver_form(dialect: Dialect, statement: Any) -> _DriverForm:
+    """``statement`` compiled for ``dialect`` once, as a :class:`_DriverForm`."""
     key = (dialect.name, id(statement))
     known = _compiled.get(key)
     if known is None:
@@ -158,11 +173,14 @@ def _driver_form(dialect: Dialect, statement: Any) -> _Driver:
             name: bind.value for name, bind in compiled.binds.items() if name not in _PLAIN
         }
         order = compiled.positiontup if compiled.positional else None
-        names = order or [*ENQUEUE_COLUMNS, *constants]
-        converters = [
-            (name, _processor(dialect, name) if name in _PLAIN else None) for name in names
-        ]
-        known = (str(compiled), converters, order is not None, constants)
+        names = tuple(order or [*ENQUEUE_COLUMNS, *constants])
+        converted = tuple(
+            (index, convert)
+            for index, name in enumerate(names)
+            if name in _PLAIN and (convert := _processor(dialect, name)) is not None
+        )
+        take = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        known = _DriverForm(str(compiled), names, take, converted, order is not None, constants)
         _compiled[key] = known
     return known
 
@@ -174,10 +192,9 @@ def _utc_converter(dialect: Dialect) -> Callable[[datetime], datetime]:
     return processor
 
 
-def _processor(dialect: Any, name: str) -> _Converter:
-    """The column type's bind processor on this dialect (variants resolved), or None (also
-    for the statement's own values, which are plain text)."""
-    if name not in _PLAIN:
-        return None
-    processor: _Converter = job_queue.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+def _processor(dialect: Any, name: str) -> _Converter | None:
+    """The column type's bind processor on this dialect (variants resolved), or None."""
+    processor: _Converter | None = (
+        job_queue.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+    )
     return processor
