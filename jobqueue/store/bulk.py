@@ -179,7 +179,7 @@ def _driver_form(dialect: Dialect, statement: Any) -> _DriverForm:
             for index, name in enumerate(names)
             if name in _PLAIN and (convert := _processor(dialect, name)) is not None
         )
-        take = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        take = itemgetter(*names)  # a tuple: the statements bind every enqueue column
         known = _DriverForm(str(compiled), names, take, converted, order is not None, constants)
         _compiled[key] = known
     return known
