@@ -57,7 +57,9 @@ def driver_params(database: Database, statement: Any, batch: list[dict[str, Any]
     """(SQL text, the rows' driver parameters) for ``statement``, as jobqueue sends them."""
     engine = create_engine(database.url)
     try:
-        return bulk.driver_parameters(engine.dialect, statement, batch)
+        return bulk.driver_parameters(
+            engine.dialect, statement, [bulk.row_values(row) for row in batch]
+        )
     finally:
         engine.dispose()
 
@@ -86,6 +88,9 @@ def sqlite_floor(database: Database, singles: int, batches: int) -> dict[str, fl
             connection.execute("COMMIT")
 
     result = {"single": rate(singles, one_by_one), "batch": rate(len(batch), batched)}
+    connection.execute("PRAGMA synchronous = FULL")
+    sql, single = driver_params(database, statement, rows(singles))
+    result["single, synchronous=FULL"] = rate(singles, one_by_one)
     connection.close()
     return result
 

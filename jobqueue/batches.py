@@ -25,13 +25,9 @@ from ulid import ULID
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.context import current_database, current_job
 from jobqueue.database import Database
-from jobqueue.enqueue import (
-    batch_collector,
-    enqueue_calls,
-    inline_mode,
-    queue_bounds,
-)
+from jobqueue.enqueue import batch_collector, enqueue_calls, inline_mode
 from jobqueue.errors import ConfigurationError
+from jobqueue.job_rows import queue_bounds
 from jobqueue.queue import get_default_queue
 from jobqueue.serialization import DEFAULT_MAX_PAYLOAD_BYTES, decode_value, encode_arguments
 from jobqueue.store import batches as store

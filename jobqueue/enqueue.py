@@ -8,12 +8,10 @@ never silently dropped nor doubled.
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Connection
@@ -22,10 +20,7 @@ from jobqueue import tracing
 from jobqueue.calls import EnqueuedJob, JobCall
 from jobqueue.database import Database
 from jobqueue.errors import QueueFullError
-from jobqueue.ids import new_ids
-from jobqueue.queue_config import QueueConfig
-from jobqueue.schema import PENDING
-from jobqueue.serialization import encode_arguments
+from jobqueue.job_rows import is_plain_batch, job_rows, job_values, queue_bounds
 from jobqueue.store import jobs as store
 from jobqueue.store.depends_on import Needs
 from jobqueue.store.jobs import FLOW_COLUMNS
@@ -107,10 +102,12 @@ def _write(
     target: _Target,
     trace_context: str | None,
 ) -> list[EnqueuedJob]:
-    rows, handles = _rows(database, calls, max_payload_bytes)
-    for row in rows:
-        row["trace_context"] = trace_context
-        if target.batch_id is not None:
+    plain = target.batch_id is None and inline_mode.get() is None and batch_collector.get() is None
+    if plain and is_plain_batch(database, calls):
+        return _write_plain(database, calls, max_payload_bytes, target, trace_context)
+    rows, handles = job_rows(database, calls, max_payload_bytes, trace_context)
+    if target.batch_id is not None:
+        for row in rows:
             row["batch_id"] = target.batch_id
     limits = [call.concurrency_limit for call in calls]
     debounced = {index for index, call in enumerate(calls) if call.debounce is not None}
@@ -146,6 +143,32 @@ def _write(
         handles[index] = replace(handles[index], id=job_id, existing=True)
     # No per-job log line here: enqueue runs in the caller's process, whose logging is the
     # caller's; an unconfigured structlog would print every job at DEBUG.
+    return handles
+
+
+def _write_plain(
+    database: Database,
+    calls: list[JobCall],
+    max_payload_bytes: int,
+    target: _Target,
+    trace_context: str | None,
+) -> list[EnqueuedJob]:
+    """A plain batch (:func:`~jobqueue.job_rows.is_plain_batch`) written from its value
+    tuples: no row dictionaries, none of the general write's lookups (PostgreSQL's COPY takes
+    them as they are)."""
+    values, handles = job_values(database, calls, max_payload_bytes, trace_context)
+    connection = target.session.connection() if target.session is not None else target.connection
+    if connection is not None:
+        database.verify_schema(connection)
+        store.insert_plain_jobs(connection, values)
+        return handles
+
+    def write(connection: Connection) -> dict[int, str]:
+        store.insert_plain_jobs(connection, values)
+        return {}
+
+    database.verify_schema()
+    write_in_transaction(database, write, what=f"{len(values)} job(s)")
     return handles
 
 
@@ -190,78 +213,3 @@ def wait_for_room(seconds: float) -> None:
     """Room in a full queue comes as workers claim its jobs, in other processes: poll for it,
     backing off (the caller doubles the wait up to half a second)."""
     time.sleep(seconds)
-
-
-def queue_rate_limits(database: Database) -> dict[str, dict[str, Any]]:
-    """For each queue with a rate limit of its own (``[tool.jobqueue.queues.NAME]``), what a
-    job without one is written with: the key ``queue:NAME`` and the queue's windows."""
-    configs: Mapping[str, QueueConfig] = getattr(database, "queue_configs", None) or {}
-    return {
-        name: {"rate_key": f"queue:{name}", "rate_limits": config.rate_windows}
-        for name, config in configs.items()
-        if config.rate_windows is not None
-    }
-
-
-def queue_bounds(database: Database) -> Mapping[str, int]:
-    """The bounded queues' ``max_pending`` (a :class:`~jobqueue.queue.JobQueue` has them; a
-    bare :class:`~jobqueue.database.Database` bounds nothing)."""
-    bounds: Mapping[str, int] | None = getattr(database, "max_pending", None)
-    return bounds or {}
-
-
-def _rows(
-    database: Database, calls: list[JobCall], max_payload_bytes: int
-) -> tuple[list[dict[str, Any]], list[EnqueuedJob]]:
-    now = datetime.now(UTC)
-    rows: list[dict[str, Any]] = []
-    handles: list[EnqueuedJob] = []
-    queue_rates = queue_rate_limits(database)
-    for call, job_id in zip(calls, new_ids(len(calls)), strict=True):
-        scheduled_for = call.scheduled_for or now
-        if call.debounce is not None:  # after the quiet, which each later call prolongs
-            scheduled_for += timedelta(seconds=call.debounce)
-        unique_key = call.unique_key
-        rows.append(
-            {
-                "id": job_id,
-                "name": call.name,
-                "args": encode_arguments(call.args, call.kwargs, max_bytes=max_payload_bytes),
-                "queue": call.queue,
-                "priority": call.priority,
-                "status": PENDING,
-                "scheduled_for": scheduled_for,
-                "attempts": 0,
-                "failed_attempts": 0,
-                "max_attempts": call.max_attempts,
-                "created_at": now,
-                "concurrency_key": call.concurrency_key,
-                "trace_context": None,  # set by the caller when a trace is being recorded
-                "unique_key": (
-                    hashlib.sha256(unique_key.encode()).hexdigest()
-                    if unique_key is not None
-                    else None
-                ),
-            }
-        )
-        if queue_rates or not (
-            call.expires_at is None
-            and call.rate_key is None
-            and call.rate_limits is None
-            and call.rate_cost is None
-        ):
-            rows[-1].update(_flow_columns(call, queue_rates))
-        handles.append(EnqueuedJob(job_id, call.name, call.queue, scheduled_for, database))
-    return rows, handles
-
-
-def _flow_columns(call: JobCall, queue_rates: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """The flow-control columns a call sets (a plain job's row binds none of them)."""
-    flow = {
-        "expires_at": call.expires_at,
-        "rate_key": call.rate_key,
-        "rate_cost": call.rate_cost,
-        "rate_limits": call.rate_limits,
-        **(queue_rates.get(call.queue, {}) if call.rate_key is None else {}),
-    }
-    return {column: value for column, value in flow.items() if value is not None}

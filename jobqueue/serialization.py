@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jobqueue.errors import PayloadTooLargeError, SerializationError
@@ -117,6 +117,28 @@ def _short_repr(value: Any, limit: int = 80) -> str:
 _ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
 
+def _one_shot_encoder() -> Callable[[Any], str]:
+    """``_ENCODER.encode``, without building the json module's C encoder anew for every call
+    (``JSONEncoder.encode`` does: 1.3 of the 1.5 us an enqueue's arguments took). The C
+    encoder is made once, with the same options and no circularity markers: what reaches it
+    was walked by :func:`_check`, which refuses circular values, deep nesting and NaN first.
+    Where the json module has no C encoder, ``_ENCODER.encode`` it is."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always builds _json
+        return _ENCODER.encode
+    encode = make(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def one_shot(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return one_shot
+
+
+_encode = _one_shot_encoder()
+
+
 def encode_arguments(
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
@@ -137,7 +159,7 @@ def encode_arguments(
     payload: dict[str, Any] = {"args": list(args)}
     if kwargs:
         payload["kwargs"] = dict(kwargs)
-    text = _ENCODER.encode(payload)
+    text = _encode(payload)
     if len(text) * 4 > max_bytes:  # at most 4 bytes a character: short texts fit unmeasured
         _limit(text, max_bytes, "the encoded arguments are", "pass a reference, or raise it")
     return text

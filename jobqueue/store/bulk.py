@@ -56,16 +56,30 @@ def is_plain(columns: Collection[str]) -> bool:
     return frozenset(columns) == _PLAIN
 
 
+#: A plain row as a tuple of its values in the order of :data:`ENQUEUE_COLUMNS` (one C call).
+row_values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = itemgetter(*ENQUEUE_COLUMNS)
+#: Where the queue and the two timestamps sit in such a tuple.
+QUEUE, SCHEDULED_FOR, CREATED_AT = (
+    ENQUEUE_COLUMNS.index(name) for name in ("queue", "scheduled_for", "created_at")
+)
+
+
 def insert_plain(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert plain job rows (each with exactly :data:`ENQUEUE_COLUMNS`) in one COPY or one
-    driver executemany."""
+    """Insert plain job rows (each with exactly :data:`ENQUEUE_COLUMNS`): see
+    :func:`insert_values`."""
+    insert_values(connection, [row_values(row) for row in rows])
+
+
+def insert_values(connection: Connection, values: Sequence[tuple[Any, ...]]) -> None:
+    """Insert plain jobs given as :data:`ENQUEUE_COLUMNS`-ordered tuples (timestamps aware) in
+    one COPY (PostgreSQL) or one driver executemany."""
     if connection.dialect.name == "postgresql" and not has_statement_hooks(connection):
-        copy_plain(connection, rows)
+        copy_values(connection, values)
         return
-    execute_plain(connection, PLAIN_INSERT, rows)
+    execute_plain(connection, PLAIN_INSERT, values)
 
 
-def copy_plain(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+def copy_values(connection: Connection, values: Sequence[tuple[Any, ...]]) -> None:
     """PostgreSQL: the rows through ``COPY ... FROM STDIN`` on the connection's own driver
     connection, in its transaction (a driver error comes out as SQLAlchemy's, as from
     ``execute``). Only where no one hooks the connection's statements: a COPY goes around
@@ -76,25 +90,11 @@ def copy_plain(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> Non
     utc = _utc_converter(connection.dialect)
     try:
         with cursor.copy(_COPY) as copy:
-            for row in rows:
-                copy.write_row(
-                    (
-                        row["id"],
-                        row["name"],
-                        row["args"],
-                        row["queue"],
-                        row["priority"],
-                        row["status"],
-                        utc(row["scheduled_for"]),
-                        row["attempts"],
-                        row["failed_attempts"],
-                        row["max_attempts"],
-                        utc(row["created_at"]),
-                        row["concurrency_key"],
-                        row["unique_key"],
-                        row["trace_context"],
-                    )
-                )
+            for value in values:
+                row = list(value)
+                row[SCHEDULED_FOR] = utc(row[SCHEDULED_FOR])
+                row[CREATED_AT] = utc(row[CREATED_AT])
+                copy.write_row(row)
     except connection.dialect.loaded_dbapi.Error as error:
         wrapped = as_sqlalchemy_error(connection.dialect, error, driver, cursor, _COPY)
         if wrapped.connection_invalidated:
@@ -109,31 +109,30 @@ _COPY = f"COPY job_queue ({', '.join(ENQUEUE_COLUMNS)}) FROM STDIN"
 
 
 def execute_plain(
-    connection: Connection, statement: Any, rows: Sequence[Mapping[str, Any]]
+    connection: Connection, statement: Any, values: Sequence[tuple[Any, ...]]
 ) -> None:
-    """Run ``statement`` (bound by :data:`ENQUEUE_COLUMNS` only) for plain job rows as driver
-    SQL: compiled once per dialect, each row's values converted by the columns' own bind
-    processors and nothing else (one row: one execute; more: one executemany)."""
-    sql, params = driver_parameters(connection.dialect, statement, rows)
+    """Run ``statement`` (bound by :data:`ENQUEUE_COLUMNS` only) for plain jobs' value tuples
+    as driver SQL: compiled once per dialect, each row's values converted by the columns' own
+    bind processors and nothing else (one row: one execute; more: one executemany)."""
+    sql, params = driver_parameters(connection.dialect, statement, values)
     connection.exec_driver_sql(sql, params[0] if len(params) == 1 else params)
 
 
 def driver_parameters(
-    dialect: Dialect, statement: Any, rows: Sequence[Mapping[str, Any]]
+    dialect: Dialect, statement: Any, values: Sequence[tuple[Any, ...]]
 ) -> tuple[str, list[Any]]:
     """``statement`` as this dialect's driver SQL, and each row's driver parameters: what
-    :func:`execute_plain` sends, for a caller that holds a driver cursor. A row's values are
-    taken in one C call (``itemgetter``); only the timestamps go through a converter."""
+    :func:`execute_plain` sends, for a caller that holds a driver cursor. The values are put
+    in the statement's order in one C call (``itemgetter``); only the timestamps go through a
+    converter."""
     form = _driver_form(dialect, statement)
-    if form.constants:  # the statement's own values (the NOTIFY channel of a single enqueue)
-        rows = [{**form.constants, **row} for row in rows]
-    take, converted, names = form.take, form.converted, form.names
+    take, converted, names, constants = form.take, form.converted, form.names, form.constants
     params: list[Any] = []
-    for row in rows:
-        values = list(take(row))
+    for value in values:
+        picked = list(take(value + constants))
         for index, convert in converted:
-            values[index] = convert(values[index])
-        params.append(tuple(values) if form.positional else dict(zip(names, values, strict=True)))
+            picked[index] = convert(picked[index])
+        params.append(tuple(picked) if form.positional else dict(zip(names, picked, strict=True)))
     return form.sql, params
 
 
@@ -147,16 +146,17 @@ _Converter = Callable[[Any], Any]
 @dataclass(frozen=True)
 class _DriverForm:
     """A statement as one dialect's driver SQL: its text; the bound names in the order of its
-    placeholders and a getter of their values from a row; which of those values a column's
-    bind processor converts (by position); whether the placeholders are positional (SQLite's
-    ``?``) or named (PyMySQL's and psycopg's); and the values the statement binds itself."""
+    placeholders and a getter of their values from a value tuple (with the statement's own
+    values, ``constants``, appended); which of those a column's bind processor converts (by
+    position); and whether the placeholders are positional (SQLite's ``?``) or named
+    (PyMySQL's and psycopg's)."""
 
     sql: str
     names: tuple[str, ...]
-    take: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    take: Callable[[tuple[Any, ...]], tuple[Any, ...]]
     converted: tuple[tuple[int, _Converter], ...]
     positional: bool
-    constants: dict[str, Any]
+    constants: tuple[Any, ...]
 
 
 #: By dialect and statement (the statements are module-level constants, never freed).
@@ -174,13 +174,17 @@ def _driver_form(dialect: Dialect, statement: Any) -> _DriverForm:
         }
         order = compiled.positiontup if compiled.positional else None
         names = tuple(order or [*ENQUEUE_COLUMNS, *constants])
+        position = {name: index for index, name in enumerate([*ENQUEUE_COLUMNS, *constants])}
         converted = tuple(
             (index, convert)
             for index, name in enumerate(names)
             if name in _PLAIN and (convert := _processor(dialect, name)) is not None
         )
-        take = itemgetter(*names)  # a tuple: the statements bind every enqueue column
-        known = _DriverForm(str(compiled), names, take, converted, order is not None, constants)
+        # A tuple: the statements bind every enqueue column.
+        take = itemgetter(*(position[name] for name in names))
+        known = _DriverForm(
+            str(compiled), names, take, converted, order is not None, tuple(constants.values())
+        )
         _compiled[key] = known
     return known
 

@@ -23,10 +23,14 @@ from jobqueue.serialization import decode_arguments
 from jobqueue.store.bounds import make_room
 from jobqueue.store.bulk import (
     PLAIN_INSERT,
+    QUEUE,
+    SCHEDULED_FOR,
     driver_parameters,
     execute_plain,
     insert_plain,
+    insert_values,
     is_plain,
+    row_values,
 )
 from jobqueue.store.depends_on import (
     Needs,
@@ -123,12 +127,23 @@ def insert_jobs(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> No
             connection.execute(job_queue.insert(), list(group))
 
 
+def insert_plain_jobs(connection: Connection, values: Sequence[tuple[Any, ...]]) -> None:
+    """Insert plain jobs given as value tuples (:func:`~jobqueue.store.bulk.insert_values`),
+    and wake listening workers for the queues of those already due: the batch enqueue's path
+    for calls with nothing to look up or wait for (no key, bound, dependency or batch)."""
+    insert_values(connection, values)
+    if connection.dialect.name == "postgresql":
+        now = datetime.now(UTC)
+        notify_enqueued(connection, {v[QUEUE] for v in values if v[SCHEDULED_FOR] <= now})
+
+
 def insert_alone(connection: Connection, row: Mapping[str, Any], *, wake: bool) -> None:
     """Insert one job with the statement of :func:`insert_alone_statement` (a plain job: its
     row has exactly :data:`~jobqueue.store.bulk.ENQUEUE_COLUMNS`), sent as driver SQL
     (:func:`execute_plain`: a web request's enqueue pays for SQLAlchemy's compiled-statement
     cache and parameter processing otherwise)."""
-    execute_plain(connection, insert_alone_statement(connection.dialect.name, wake=wake), [row])
+    statement = insert_alone_statement(connection.dialect.name, wake=wake)
+    execute_plain(connection, statement, [row_values(row)])
 
 
 def insert_alone_on_cursor(
@@ -137,7 +152,7 @@ def insert_alone_on_cursor(
     """:func:`insert_alone` on a driver cursor (from
     :func:`jobqueue.driver.self_committing_cursor`) of a ``dialect`` connection."""
     statement = insert_alone_statement(dialect.name, wake=wake)
-    sql, params = driver_parameters(dialect, statement, [row])
+    sql, params = driver_parameters(dialect, statement, [row_values(row)])
     cursor.execute(sql, params[0])
 
 

@@ -5,6 +5,7 @@ poll."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
@@ -44,6 +45,32 @@ def test_enqueue_wakes_a_listener_for_its_queue_at_commit(jq: JobQueue, backend)
         woke.clear()
         jq.enqueue_many([JobCall("x", queue="mail")])
         assert woke.wait(10)
+    finally:
+        stopped.set()
+
+
+def test_a_batch_wakes_a_listener_at_commit_only_for_jobs_already_due(
+    jq: JobQueue, backend
+) -> None:  # type: ignore[no-untyped-def]
+    """A batch of plain jobs goes in by COPY, with its NOTIFY beside it: sent for due jobs
+    and delivered at commit, not sent for jobs scheduled later."""
+    if jq.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; other backends poll")
+    woke = threading.Event()
+    stopped = threading.Event()
+    listening = listener(backend, ["mail"], woke.set, stopped)
+    listening.start()
+    try:
+        assert woke.wait(15), "the listener wakes once after connecting"
+        woke.clear()
+        later = datetime.now(UTC) + timedelta(hours=1)
+        jq.enqueue_many([JobCall("x", queue="mail", scheduled_for=later) for _ in range(3)])
+        assert not woke.wait(1), "jobs scheduled for later wake no one"
+        with jq.engine.connect() as connection, connection.begin():
+            jq.enqueue_many([JobCall("x", queue="mail") for _ in range(3)], connection=connection)
+            assert not woke.wait(0.3), "delivered only at commit"
+        assert woke.wait(10), "the committed batch wakes the listener"
+        assert jq.count_jobs() == 6
     finally:
         stopped.set()
 

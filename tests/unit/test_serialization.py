@@ -1,7 +1,11 @@
+import json
 import math
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jobqueue.errors import PayloadTooLargeError, SerializationError
 from jobqueue.serialization import canonical_digest, decode_arguments, encode_arguments
@@ -136,3 +140,31 @@ def test_a_stored_row_nested_past_the_interpreter_s_limit_is_a_clear_error() -> 
     deep = '{"args": [' + "[" * 200_000 + "]" * 200_000 + "]}"
     with pytest.raises(ValueError, match="nested too deeply"):
         decode_arguments(deep)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.lists(json_values, max_size=4), st.dictionaries(st.text(max_size=8), json_values))
+def test_the_stored_text_is_what_the_json_module_writes(
+    args: list[Any], kwargs: dict[str, Any]
+) -> None:
+    """encode_arguments reuses one C encoder instead of json's per-call one: the text must be
+    exactly what json.dumps with the same options writes."""
+    payload: dict[str, Any] = {"args": args, **({"kwargs": kwargs} if kwargs else {})}
+    expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        expected.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: refused before encoding (tested above)
+        return
+    assert encode_arguments(args, kwargs) == expected
