@@ -2,9 +2,10 @@
 
 jobqueue's own INSERT statements (the single enqueue's, and the batch enqueue's), compiled by
 SQLAlchemy once and then sent by the bare driver (sqlite3, psycopg, PyMySQL) with every row's
-parameters built before the clock starts. What is left is the driver and the database: no ids,
-no JSON, no JobCall, no pool. Issue #19 measures the enqueue paths against this, so that a
-missed target names the floor that stops it.
+parameters built before the clock starts; on PostgreSQL the batch is the COPY the batch
+enqueue sends, of value tuples made before the clock starts. What is left is the driver and
+the database: no ids, no JSON, no JobCall, no pool. Issue #19 measures the enqueue paths
+against this, so that a missed target names the floor that stops it.
 """
 
 from __future__ import annotations

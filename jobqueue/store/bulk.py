@@ -2,13 +2,16 @@
 
 A batch of plain jobs (rows with exactly :data:`ENQUEUE_COLUMNS`) is where per-row Python shows:
 SQLAlchemy's executemany builds and processes a parameter dictionary per row, which measured
-about as much as SQLite's own work for the row. So these rows skip it:
+about as much as SQLite's own work for the row. So these rows skip it. They come as tuples of
+their values in the order of :data:`ENQUEUE_COLUMNS` (:mod:`jobqueue.job_rows` builds them
+from the calls; a row dictionary becomes one with :data:`row_values`), and:
 
 - PostgreSQL gets ``COPY ... FROM STDIN``: psycopg formats each row in C and the server parses
   no statement per row. One ``INSERT ... SELECT ... FROM json_to_recordset(:rows)`` came first
   and took 31 % longer per batch (the JSON document had to be built too); an ``unnest`` of one
   array per column before it cost more still (psycopg quotes every element of a text array
-  with a regular expression).
+  with a regular expression). Where something hooks the connection's statements (tracing, a
+  test's faults), the driver executemany below instead: a COPY would go around the hooks.
 - SQLite and MySQL/MariaDB get the same INSERT their executemany would send, compiled once per
   dialect, with each row's values as a plain tuple (only the timestamps are converted, by the
   column type's own bind processor; the batch shares one ``now``, which the processor caches).
