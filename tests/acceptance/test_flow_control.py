@@ -84,7 +84,12 @@ def test_max_pending_holds_under_four_producers_and_blocked_ones_proceed(
         watcher.join(30)
     assert highest[0] <= bound, f"{highest[0]} jobs were waiting in a queue bounded at {bound}"
     assert sum(report["refused"] for report in reports) > 0, "the bound never pushed back"
-    assert jq.count_jobs(status=SUCCEEDED, queue="bounded") == 4 * each
+    # A nap is in the ledger before its worker commits the outcome: wait for the last ones.
+    wait_until(
+        lambda: jq.count_jobs(status=SUCCEEDED, queue="bounded") == 4 * each,
+        30,
+        "every nap's outcome to be written",
+    )
     runner.stop()
 
 
