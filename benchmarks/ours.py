@@ -42,9 +42,11 @@ Synchronous = Literal["NORMAL", "FULL"]
 
 
 @contextmanager
-def default_queue(database: Database, synchronous: Synchronous = "NORMAL") -> Iterator[JobQueue]:
+def default_queue(
+    database: Database, synchronous: Synchronous = "NORMAL", *, prepared: bool = False
+) -> Iterator[JobQueue]:
     """A JobQueue made the process default, as an app's configuration would, then closed."""
-    jobqueue = JobQueue(database.url, sqlite_synchronous=synchronous)
+    jobqueue = JobQueue(database.url, sqlite_synchronous=synchronous, prepared_statements=prepared)
     set_default_queue(jobqueue)
     try:
         yield jobqueue
@@ -59,9 +61,12 @@ def _expect(jobqueue: JobQueue, status: str | None, count: int, what: str) -> No
         raise BenchmarkError(f"{what}: expected {count} {status or 'total'} jobs, found {found}")
 
 
-def enqueue_single(database: Database, count: int, synchronous: Synchronous = "NORMAL") -> float:
-    """Jobs/s of ``noop.enqueue()``, one transaction per call, as a web request would."""
-    with default_queue(database, synchronous) as jobqueue:
+def enqueue_single(
+    database: Database, count: int, synchronous: Synchronous = "NORMAL", *, prepared: bool = False
+) -> float:
+    """Jobs/s of ``noop.enqueue()``, one transaction per call, as a web request would
+    (``prepared``: with PostgreSQL's prepared statements, ``JobQueue(prepared_statements=)``)."""
+    with default_queue(database, synchronous, prepared=prepared) as jobqueue:
         for _ in range(WARMUP_CALLS):
             bench_jobs.noop.enqueue()
         started = time.perf_counter()

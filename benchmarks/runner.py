@@ -76,6 +76,24 @@ def ours_plans(settings: BenchSettings, results: Results) -> list[Plan]:
                 with_database(settings, lambda db: ours.enqueue_single(db, settings.single)),
             )
         )
+        if backend == "postgresql":
+            plans.append(
+                Plan(
+                    results.add(
+                        Figure(
+                            "enqueue, single",
+                            system,
+                            "enqueue(), prepared_statements=True",
+                            "jobs/s",
+                            [],
+                        )
+                    ),
+                    with_database(
+                        settings,
+                        lambda db: ours.enqueue_single(db, settings.single, prepared=True),
+                    ),
+                )
+            )
         if backend == "sqlite":
             plans.append(
                 Plan(

@@ -47,10 +47,12 @@ class Database:
         sqlite_synchronous: SqliteSynchronous = "NORMAL",
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         pool_size: int | None = None,
+        prepared_statements: bool = False,
     ) -> None:
         """``database_url`` defaults to the resolved configuration (see :mod:`jobqueue.config`);
         ``engine`` lets you hand over one you built (for SQLite, call
-        :func:`jobqueue.configure_sqlite` on it)."""
+        :func:`jobqueue.configure_sqlite` on it). ``prepared_statements``: see
+        :func:`jobqueue.db.create_engine` (PostgreSQL without PgBouncer only)."""
         if engine is not None and database_url is not None:
             raise ValueError("pass database_url= or engine=, not both")
         self.database_url = (
@@ -63,6 +65,7 @@ class Database:
             "sqlite_synchronous": sqlite_synchronous,
             "busy_timeout_ms": busy_timeout_ms,
             "pool_size": pool_size,
+            "prepared_statements": prepared_statements,
         }
         self._engine_lock = threading.Lock()
 

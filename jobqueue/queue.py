@@ -45,12 +45,15 @@ class JobQueue(Database):
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         pool_size: int | None = None,
         queues: Mapping[str, Mapping[str, Any]] | None = None,
+        prepared_statements: bool = False,
     ) -> None:
         """``database_url`` defaults to the resolved configuration (see :mod:`jobqueue.config`);
         ``engine`` lets you hand over one you built (for SQLite, call
         :func:`jobqueue.configure_sqlite` on it). ``queues``: per-queue settings such as
         ``{"mail": {"max_pending": 10_000}}`` (see :mod:`jobqueue.queue_config`), replacing
-        ``[tool.jobqueue.queues]`` of pyproject.toml."""
+        ``[tool.jobqueue.queues]`` of pyproject.toml. ``prepared_statements``: PostgreSQL's
+        server-side prepared statements, for a producer connected directly (never through
+        PgBouncer before 1.21); see :func:`jobqueue.db.create_engine`."""
         self.queue_configs = queue_configs(queues)
         #: The bounded queues' ``max_pending``, checked by every enqueue into them.
         self.max_pending = {
@@ -64,6 +67,7 @@ class JobQueue(Database):
             sqlite_synchronous=sqlite_synchronous,
             busy_timeout_ms=busy_timeout_ms,
             pool_size=pool_size,
+            prepared_statements=prepared_statements,
         )
         self.max_payload_bytes = max_payload_bytes
 

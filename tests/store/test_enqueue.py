@@ -23,7 +23,7 @@ from jobqueue import (
 )
 from jobqueue.testing._proxy import CuttableProxy
 
-from backends import TestDatabase, scale_factor
+from backends import PGBOUNCER, TestDatabase, scale_factor
 
 # Also through PgBouncer in transaction mode (tests/backends.py).
 pytestmark = pytest.mark.pgbouncer
@@ -331,3 +331,22 @@ def test_statement_listeners_on_the_engine_see_every_enqueue(jq: JobQueue) -> No
     inserts = [statement for statement in seen if "INSERT INTO job_queue" in statement]
     assert len(inserts) == 2, seen
     assert jq.count_jobs() == 11
+
+
+@pytest.mark.parametrize("prepared", [False, True])
+def test_prepared_statements_only_when_asked_for(
+    jq: JobQueue, backend: TestDatabase, prepared: bool
+) -> None:
+    """Off by default (PgBouncer before 1.21 cannot hold them); asked for, psycopg prepares
+    the single enqueue's INSERT from its fifth use, and the jobs are written as ever."""
+    if jq.dialect != "postgresql" or backend.route == PGBOUNCER:
+        pytest.skip("server-side prepared statements: PostgreSQL, connected directly")
+    with JobQueue(jq.database_url, prepared_statements=prepared) as producer:
+        handles = [send_welcome.using(jobqueue=producer).enqueue(n) for n in range(8)]
+        with producer.engine.connect() as connection:  # the pool's one connection
+            statements = connection.exec_driver_sql(
+                "SELECT statement FROM pg_prepared_statements"
+            ).scalars()
+            inserts = [text for text in statements if "INSERT INTO job_queue" in text]
+    assert bool(inserts) is prepared
+    assert all(_rows_with_id(jq, handle.id) == 1 for handle in handles)
