@@ -96,14 +96,22 @@ def sqlite_floor(database: Database, singles: int, batches: int) -> dict[str, fl
     return result
 
 
+def copy_row(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A plain row's values as the batch enqueue's binary COPY writes them: the timestamps as
+    naive UTC (psycopg's binary ``timestamp`` refuses an aware one)."""
+    row = list(value)
+    for index in (bulk.SCHEDULED_FOR, bulk.CREATED_AT):
+        row[index] = row[index].astimezone(UTC).replace(tzinfo=None)
+    return tuple(row)
+
+
 def postgresql_floor(database: Database, singles: int, batches: int) -> dict[str, float]:
     import psycopg
 
     sql, single = driver_params(
         database, insert_alone_statement("postgresql", wake=True), rows(singles)
     )
-    copy_rows = [tuple(row.values()) for row in rows(BATCH * batches)]
-    columns = ", ".join(rows(1)[0])
+    copy_rows = [copy_row(bulk.row_values(row)) for row in rows(BATCH * batches)]
     with psycopg.connect(database.libpq_dsn, autocommit=True, prepare_threshold=None) as conn:
 
         def one_by_one() -> None:
@@ -112,10 +120,8 @@ def postgresql_floor(database: Database, singles: int, batches: int) -> dict[str
 
         def copy_batches() -> None:
             for start in range(0, len(copy_rows), BATCH):
-                with (
-                    conn.transaction(),
-                    conn.cursor().copy(f"COPY job_queue ({columns}) FROM STDIN") as copy,
-                ):
+                with conn.transaction(), conn.cursor().copy(bulk.COPY_STATEMENT) as copy:
+                    copy.set_types(bulk.COPY_TYPES)
                     for row in copy_rows[start : start + BATCH]:
                         copy.write_row(row)
 

@@ -122,6 +122,21 @@ def test_oversized_arguments_are_refused(backend: TestDatabase) -> None:
         assert small.count_jobs() == 0
 
 
+def test_an_oversized_call_inside_a_batch_writes_none_of_it(backend: TestDatabase) -> None:
+    """A plain batch (PostgreSQL's COPY, the driver's executemany elsewhere) is all or
+    nothing: one call refused half-way leaves none of the batch behind, and the queue writes
+    the next batch as ever."""
+    with JobQueue(backend.url, max_payload_bytes=10_000) as small:
+        calls = [send_welcome.call(n) for n in range(600)]
+        calls[400] = send_welcome.call(1, greeting="x" * 20_000)
+        with pytest.raises(PayloadTooLargeError):
+            small.enqueue_many(calls)
+        assert small.count_jobs() == 0
+        handles = small.enqueue_many([send_welcome.call(n) for n in range(600)])
+        assert small.count_jobs() == 600
+        assert len({handle.id for handle in handles}) == 600
+
+
 def test_large_arguments_below_the_limit_round_trip(jq: JobQueue) -> None:
     # Over 64 KiB: MySQL's TEXT would truncate or refuse it; the column is LONGTEXT.
     payload = "é" * 200_000
@@ -149,16 +164,22 @@ def test_enqueue_many_is_all_or_nothing(jq: JobQueue) -> None:
 
 def test_enqueue_many_mixes_jobs_queues_and_times(jq: JobQueue) -> None:
     when = datetime.now(UTC) + timedelta(hours=1)
+    elsewhere = datetime(2027, 1, 1, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=-7)))
     handles = jq.enqueue_many(
         [
             send_welcome.call(1),
             Resize.using(queue="big").call("b.png"),
             JobCall("remote.task", args=(1,), queue="remote", scheduled_for=when),
+            JobCall("remote.task", args=(2,), queue="remote", scheduled_for=elsewhere),
         ]
     )
     rows = {h.id: jq.get_job(h.id) for h in handles}
-    assert [rows[h.id].queue for h in handles] == ["mail", "big", "remote"]  # type: ignore[union-attr]
+    queues = [rows[h.id].queue for h in handles]  # type: ignore[union-attr]
+    assert queues == ["mail", "big", "remote", "remote"]
     assert rows[handles[2].id].scheduled_for == when  # type: ignore[union-attr]
+    # Another zone, to the microsecond: stored as the same instant (PostgreSQL's binary COPY).
+    assert rows[handles[3].id].scheduled_for == elsewhere  # type: ignore[union-attr]
+    assert rows[handles[3].id].scheduled_for.microsecond == 123456  # type: ignore[union-attr]
 
 
 def test_transactional_enqueue_with_a_connection(jq: JobQueue) -> None:
