@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, text
 
+from jobqueue import JobQueue
 from jobqueue.schema import BLOCKED, EXPIRED, SUCCEEDED, job_queue
 from jobqueue.store import bounds
 
@@ -149,9 +150,13 @@ def test_a_tenants_backlog_does_not_delay_another_tenants_jobs(jq, work) -> None
     # claim, by the turn order) start within two claims, each of which ranks the backlog.
     runner = work("--threads", "8")
     wait_until(lambda: jq.count_jobs(status=SUCCEEDED) >= 50, 60, "the backlog to be draining")
-    small = jq.enqueue_many([ledger_jobs.tenant_nap.call("small", 0.01) for _ in range(10)])
-    # Counted from when the write returned: on SQLite the enqueue can wait a while for the
-    # busy worker's write lock, and the jobs it has not written yet cannot be claimed.
+    # On SQLite the enqueue waits for the busy worker's write lock: eight threads' outcomes
+    # and claims that rank the whole backlog. On a slow machine that wait passed the default
+    # busy timeout of 10 s once (CI, 2026-12-02), so this producer allows a minute.
+    with JobQueue(jq.database_url, busy_timeout_ms=60_000) as producer:
+        calls = [ledger_jobs.tenant_nap.call("small", 0.01) for _ in range(10)]
+        small = producer.enqueue_many(calls)
+    # Counted from when the write returned: the jobs it has not written yet cannot be claimed.
     written = datetime.now(UTC)
     wait_until(
         lambda: all(status(jq, h.id) == SUCCEEDED for h in small), 60, "the small tenant's jobs"
